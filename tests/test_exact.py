@@ -1,0 +1,172 @@
+"""The contract, property-tested against one-shot tiktoken encodings of the whole text."""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, split_docs,
+                     txt_documents, txt_layout, write_parquet)
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+WHITESPACE = [" ", "  ", "\n", "\n\n", "\t", "\r\n", "\r", "\u3000", "\xa0", "\x0b", "\x0c",
+              "\x1c", "\x85", "\u2028", " \n ", "\n\n\n"]
+ATOMS = st.one_of(
+    st.sampled_from(WHITESPACE),
+    st.sampled_from(["word", "Hello", "it's", "don't", "x", "ÉCOLE", "naïve", "под", "中文字符",
+                     "日本語", "🙂", "👍🏽", "1234567", "3.14", "__init__", "—", "...", "é", "\x00",
+                     "<|endoftext|>", "<|endoftext|><|endoftext|>", "<|endo", "|>", "'s", "'ll"]),
+    st.text(max_size=12),
+    st.text(alphabet="ab \n", min_size=40, max_size=300),  # long lines, long space runs
+)
+TEXTS = st.lists(ATOMS, max_size=40).map("".join)
+
+
+def interleaves(ref, a, b):
+    """Whether ref is a and b merged, each kept in order."""
+    ok = {(0, 0)}
+    for item in ref:
+        ok = {(i + 1, j) for i, j in ok if i < len(a) and a[i] == item} | \
+             {(i, j + 1) for i, j in ok if j < len(b) and b[j] == item}
+    return (len(a), len(b)) in ok
+
+
+def run_prepare(inputs, out, **options):
+    args = ["--input", *inputs, "--out-dir", out]
+    for k, v in options.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    assert prepare.main(args) == 0
+
+
+def outputs(out):
+    return read_bin(os.path.join(out, "train.bin")), read_bin(os.path.join(out, "val.bin"))
+
+
+@SETTINGS
+@given(text=TEXTS, chunk=st.integers(1, 64), workers=st.integers(1, 3))
+def test_txt_equals_one_shot_encoding(text, chunk, workers):
+    """Any text, any chunk size: train.bin is the one-shot encoding of the documents."""
+    docs = txt_documents(text)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if not docs:
+            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            return
+        run_prepare([path], d + "/o", chunk_size=chunk, workers=workers, val_fraction=0)
+        train, val = outputs(d + "/o")
+    assert train == flat(reference_docs(docs))
+    assert val == []
+
+
+@SETTINGS
+@given(text=st.lists(st.sampled_from(["word", " ", "\n", "12", "é", "中", "!"]), max_size=80).map("".join)
+       .filter(lambda t: t), chunk=st.integers(1, 50))
+def test_file_without_markers_is_one_stream(text, chunk):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
+        train, _ = outputs(d + "/o")
+    assert train == GPT2.encode_ordinary(text) + [EOT]
+
+
+@SETTINGS
+@given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=30),
+       chunk=st.integers(1, 200), group=st.integers(1, 7))
+def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group):
+    """Each non-empty row is encode_ordinary(text) + [EOT]; markers inside rows are text."""
+    docs = [r for r in rows if r]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.parquet")
+        write_parquet(path, rows, row_group_size=group)
+        if not docs:
+            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            return
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
+        train, _ = outputs(d + "/o")
+    assert train == flat(reference_docs(docs))
+
+
+DOCS = st.lists(TEXTS.map(str.strip).filter(lambda t: t and "<|endoftext|>" not in t),
+                min_size=1, max_size=25)
+
+
+@SETTINGS
+@given(docs=DOCS, frac=st.sampled_from([0, 0.0005, 0.1, 0.3, 0.5]),
+       chunks=st.tuples(st.integers(1, 80), st.integers(1, 80)), workers=st.integers(1, 3))
+def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, workers):
+    """The same documents from txt and parquet, at two chunk sizes: identical train/val; every
+    document lands whole in one split, and both splits are used once there are two documents."""
+    with tempfile.TemporaryDirectory() as d:
+        with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
+            f.write(txt_layout(docs))
+        write_parquet(f"{d}/in.parquet", docs, row_group_size=4)
+        run_prepare([f"{d}/in.txt"], f"{d}/a", chunk_size=chunks[0], val_fraction=frac)
+        run_prepare([f"{d}/in.parquet"], f"{d}/b", chunk_size=chunks[1], val_fraction=frac,
+                    workers=workers)
+        a, b = outputs(f"{d}/a"), outputs(f"{d}/b")
+    assert a == b
+    train, val = split_docs(a[0]), split_docs(a[1])
+    ref = reference_docs(docs)
+    assert sorted(train + val) == sorted(ref)
+    assert interleaves(ref, train, val)  # whole documents, each split in input order
+    if frac and len(docs) >= 2:
+        assert train and val
+    if not frac:
+        assert not val
+    assert len(val) <= max(1, frac * len(docs) + 1)
+
+
+@SETTINGS
+@given(text=TEXTS, frac=st.sampled_from([0.2, 0.5]), piece=st.integers(1, 40),
+       chunks=st.tuples(st.integers(1, 60), st.integers(1, 60)))
+def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks, monkeypatch):
+    """Documents longer than PIECE_CHARS go to train/val in pieces cut at safe places: the same
+    pieces whatever the chunk size, and no tokens change."""
+    monkeypatch.setattr(prepare, "PIECE_CHARS", piece)
+    docs = txt_documents(text)
+    if not docs:
+        return
+    with tempfile.TemporaryDirectory() as d:
+        with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        run_prepare([f"{d}/in.txt"], f"{d}/a", chunk_size=chunks[0], val_fraction=frac)
+        run_prepare([f"{d}/in.txt"], f"{d}/b", chunk_size=chunks[1], val_fraction=frac, workers=2)
+        run_prepare([f"{d}/in.txt"], f"{d}/c", chunk_size=chunks[1], val_fraction=0)
+        a, b, c = outputs(f"{d}/a"), outputs(f"{d}/b"), outputs(f"{d}/c")
+    assert a == b
+    assert c[0] == flat(reference_docs(docs))
+    assert sorted(a[0] + a[1]) == sorted(c[0])
+
+
+def test_safe_cut_characters_are_letters_digits_and_whitespace_for_tiktoken():
+    """The cut rule's classes, checked over all of Unicode against the regex classes the
+    tiktoken patterns use: Python's [^\\W_] must lie inside \\p{L}|\\p{N}."""
+    letters_digits = regex.compile(r"[\p{L}\p{N}]")
+    bad = [hex(c) for c in range(sys.maxunicode + 1)
+           if prepare.SAFE_CUT.match(chr(c) + " ") and not letters_digits.match(chr(c))]
+    assert not bad
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
+def test_text_cut_at_safe_places_encodes_as_a_whole(name):
+    """Every whitespace Python knows, after letters and digits of several scripts, in the
+    contexts that matter to the patterns (more whitespace, punctuation, contractions, digits)."""
+    import tiktoken
+    enc = tiktoken.get_encoding(name)
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    lefts = ["a", "Z", "7", "中", "é", "ж", "ǅ", "٣", "x's", "ab12", "I'll"]
+    rights = ["", "b", " b", "\n\nb", "  ", "'s", "!!", "\r\n", "12", "\n"]
+    for left in lefts:
+        for space in spaces:
+            for right in rights:
+                whole, cut = "q " + left, space + right
+                assert prepare.find_cut(whole + cut, len(whole)) == (len(whole), False)
+                assert enc.encode_ordinary(whole + cut) == enc.encode_ordinary(whole) + enc.encode_ordinary(cut), \
+                    (name, whole, cut)

@@ -1,0 +1,207 @@
+"""Stopping and resuming, with real signals to a real process."""
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT, SCRIPT, assert_user_error, run
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import corpus  # noqa: E402
+
+FAST_CHECKPOINTS = ["--chunk-size", "20000", "--checkpoint-seconds", "0"]
+
+
+def digest(out):
+    files = {}
+    for name in ("train.bin", "val.bin"):
+        with open(os.path.join(out, name), "rb") as f:
+            files[name] = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    files["counts"] = [summary[s][k] for s in ("train", "val") for k in ("tokens", "documents")]
+    return files
+
+
+def start(*args, env=None):
+    return subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+
+
+def checkpoint(out):
+    try:
+        with open(os.path.join(out, "prepare.checkpoint.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_progress(out, proc, timeout=60):
+    """Waits until the run has checkpointed some progress."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        cp = checkpoint(out)
+        if cp and (cp["tokens"][0] > 0 or cp["file"] > 0):
+            return cp
+        time.sleep(0.02)
+    raise AssertionError("the run made no checkpointed progress")
+
+
+@pytest.fixture(scope="module")
+def corpus_txt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    corpus.write_txt(d / "a.txt", 3 << 20, seed=1)
+    corpus.write_parquet(d / "b.parquet", 2 << 20, seed=2, rows_per_group=100)
+    corpus.write_txt(d / "c.txt", 2 << 20, seed=3)
+    return [d / "a.txt", d / "b.parquet", d / "c.txt"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(corpus_txt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    r = run("--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01)
+    assert r.returncode == 0, r.stderr
+    return digest(out)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_at_random_moments_then_resume_gives_identical_files(
+        corpus_txt, uninterrupted, tmp_path, workers):
+    rng = random.Random(workers)
+    out, kills, positions = tmp_path / "out", 0, []
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01,
+            "--workers", workers, *FAST_CHECKPOINTS]
+    while kills < 6:
+        proc = start(*args)
+        wait_for_progress(out, proc)
+        time.sleep(rng.uniform(0, 0.3))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+        assert not (out / "train.bin").exists(), "unfinished output sits where train.py reads"
+        cp = checkpoint(out)
+        positions.append((cp["file"], cp["offset"]))
+    assert kills >= 2, "the run finished before it could be killed twice"
+    assert positions == sorted(positions), "a resumed run went backwards"
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == uninterrupted
+
+
+def test_sigint_stops_cleanly_and_resumes_where_it_stopped(corpus_txt, uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
+    proc = start(*args)
+    wait_for_progress(out, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    stopped = re.search(r"stopped at (\d+)%; run the same command to continue", err)
+    assert stopped, err
+    assert not (out / "train.bin").exists()
+    # the progress bar starts where the run stopped, not at 0
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    first = re.search(r"tokenizing:\s+(\d+)%", r.stderr)
+    assert first and int(first.group(1)) == int(stopped.group(1)), r.stderr[:300]
+    assert digest(out) == uninterrupted
+
+
+def test_sigterm_stops_cleanly(corpus_txt, tmp_path):
+    out = tmp_path / "out"
+    proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS)
+    wait_for_progress(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "run the same command to continue" in err, err
+    assert "Traceback" not in err
+
+
+def test_kill_between_data_write_and_checkpoint(corpus_txt, uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
+    r = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"})
+    assert r.returncode == -signal.SIGKILL
+    cp = checkpoint(out)
+    written = os.path.getsize(out / "train.bin.partial")
+    assert written > cp["tokens"][0] * 2, "the data after the checkpoint was not on disk"
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == uninterrupted
+
+
+def stopped_run(corpus_txt, out, *extra):
+    proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS, *extra)
+    wait_for_progress(out, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+
+
+def snapshot(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_changed_input_or_option_is_refused_and_nothing_written(corpus_txt, tmp_path):
+    inputs = list(corpus_txt)
+    out = tmp_path / "out"
+    stopped_run(inputs, out)
+    before = snapshot(out)
+    r = run("--input", *inputs, "--out-dir", out, "--val-fraction", 0.2)
+    assert_user_error(r, "val_fraction", "--restart")
+    r = run("--input", *inputs, "--out-dir", out, "--encoding", "r50k_base")
+    assert_user_error(r, "encoding", "--restart")
+    r = run("--input", *inputs[:2], "--out-dir", out)
+    assert_user_error(r, "input files", "--restart")
+    copy = tmp_path / "a.txt"
+    copy.write_bytes(inputs[0].read_bytes() + b"more")
+    r = run("--input", copy, *inputs[1:], "--out-dir", out)
+    assert_user_error(r, "input files")
+    assert snapshot(out) == before
+    # worker count and chunk size cannot change the bytes: resuming with others is fine
+    r = run("--input", *inputs, "--out-dir", out, "--workers", 1, "--chunk-size", 777)
+    assert r.returncode == 0, r.stderr
+
+
+def test_second_run_on_the_same_folder_is_refused_at_once(corpus_txt, tmp_path):
+    out = tmp_path / "out"
+    proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS)
+    try:
+        wait_for_progress(out, proc)
+        t = time.time()
+        r = run("--input", *corpus_txt, "--out-dir", out)
+        assert time.time() - t < 10
+        assert_user_error(r, "another prepare.py run", str(out))
+    finally:
+        proc.kill()
+        proc.communicate()
+    # the dead run's lock does not block the next one
+    r = run("--input", *corpus_txt, "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+
+
+def test_finished_run_says_done_and_restart_redoes_it(corpus_txt, uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01]
+    assert run(*args).returncode == 0
+    mtime = os.path.getmtime(out / "train.bin")
+    r = run(*args)
+    assert r.returncode == 0 and "already done" in r.stderr, r.stderr
+    assert os.path.getmtime(out / "train.bin") == mtime
+    r = run(*args, "--val-fraction", 0.02)
+    assert_user_error(r, "different run", "--restart")
+    stopped_run(corpus_txt, out, "--restart", "--val-fraction", 0.01)
+    assert not (out / "train.bin").exists(), "--restart keeps old output where train.py reads"
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == uninterrupted

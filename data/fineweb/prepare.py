@@ -256,6 +256,20 @@ class Cutter:
             st["docs"][split] += 1
         st.update(in_doc=False, piece_len=0, new_unit=True)
 
+    def add_document(self, text):
+        """A whole document: add(text, final=True) then end_document(), faster when it is
+        one piece (PIECE_CHARS or shorter: no cut can fall inside it)."""
+        st = self.st
+        if st["in_doc"] or len(text) > PIECE_CHARS:
+            self.add(text, final=True)
+            self.end_document()
+        elif text:
+            st["unit"] += 1
+            split = self.split()
+            self.segments.append((text, True, split))
+            self.chars += len(text)
+            st["docs"][split] += 1
+
     def take(self, fix_bad_bytes=False):
         """The segments so far, with a copy of the state at the end of them."""
         segments = self.segments
@@ -323,8 +337,7 @@ def read_txt(inp, cut, opts):
             buf += text
             i = 0
             while (b := find_boundary(buf, i, eof)) and b[2]:
-                cut.add(buf[i:b[0]].rstrip(), final=True)
-                cut.end_document()
+                cut.add_document(buf[i:b[0]].rstrip())
                 i = b[1]
             i += cut.add(buf[i:b[0] if b else len(buf)], final=eof)
             st["offset"] += len(buf[:i].encode("utf-8", "surrogateescape"))
@@ -353,8 +366,7 @@ def read_parquet(inp, cut, opts):
             texts, skip = texts[skip:], max(0, skip - len(texts))
             for text in texts:
                 if text:
-                    cut.add(text, final=True)
-                    cut.end_document()
+                    cut.add_document(text)
                 else:
                     st["empty_rows"] += 1
                 st["offset"] += 1

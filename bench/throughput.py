@@ -1,0 +1,137 @@
+"""Tokens/s of prepare.py against the tokenizer's ceiling and the usual approaches, measured
+side by side in one run on the same input (a benchmark, run by hand).
+
+    python bench/throughput.py                        # generated ~100 MB FineWeb-like corpus
+    python bench/throughput.py --input train_fineweb.txt --mb 200
+
+(1) ceiling: bare tiktoken on all cores over documents already in memory, one Encoding per
+    thread, encode_to_numpy;  (2) prepare.py end to end (wall time of the command), on txt and
+    on parquet holding the same documents, at all workers and at 1 worker;  (3) the old
+    approach: read 1M-character chunks, encode_ordinary, extend a list, np.array at the end;
+    (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into a
+    preallocated uint16 buffer. Prints tokens/s and the ratio to (1).
+"""
+import argparse
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tiktoken
+
+import corpus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
+CORES = len(os.sched_getaffinity(0))
+
+
+def load_docs(path, mb):
+    with open(path, encoding="utf-8") as f:
+        text = f.read(mb << 20)
+    return [d for d in re.split(r"\s*(?:<\|endoftext\|>\s*)+", text) if d]
+
+
+def ceiling(docs, base):
+    """All cores, one Encoding per thread, encode_to_numpy, documents in memory."""
+    counts = [0] * CORES
+
+    def work(k):
+        enc = tiktoken.Encoding(base.name, pat_str=base._pat_str,
+                                mergeable_ranks=base._mergeable_ranks, special_tokens=base._special_tokens)
+        for d in docs[k::CORES]:
+            counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(CORES)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return sum(counts), time.perf_counter() - t
+
+
+def ours(path, out, workers):
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, SCRIPT, "--input", path, "--out-dir", out, "--restart",
+                        "--workers", str(workers)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if r.returncode:
+        sys.exit(r.stderr[-2000:])
+    tokens = sum(os.path.getsize(os.path.join(out, f)) // 2 for f in ("train.bin", "val.bin"))
+    return tokens, seconds
+
+
+def old_approach(path, mb):
+    """The old data/fineweb/prepare.py fix: 1M-character chunks into one Python list."""
+    enc = tiktoken.get_encoding("gpt2")
+    t = time.perf_counter()
+    tokens, left = [], mb << 20
+    with open(path, encoding="utf-8") as f:
+        while left > 0 and (chunk := f.read(min(1 << 20, left))):
+            left -= len(chunk)
+            tokens.extend(enc.encode_ordinary(chunk))
+    arr = np.array(tokens, dtype=np.uint16)
+    return len(arr), time.perf_counter() - t
+
+
+def _tokenize(doc):
+    enc = tiktoken.get_encoding("gpt2")
+    return np.array([enc.eot_token] + enc.encode_ordinary(doc), dtype=np.uint16)
+
+
+def pool_approach(docs):
+    """build-nanogpt's fineweb.py: Pool.imap(chunksize=16) into a preallocated uint16 buffer."""
+    t = time.perf_counter()
+    buf, n = np.empty(sum(len(d) for d in docs), dtype=np.uint16), 0   # chars >= tokens
+    with mp.Pool(CORES) as pool:
+        for toks in pool.imap(_tokenize, docs, chunksize=16):
+            buf[n:n + len(toks)] = toks
+            n += len(toks)
+    return n, time.perf_counter() - t
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--input", help="a txt file in train_fineweb.txt layout (default: generated)")
+    p.add_argument("--mb", type=int, default=100, help="MB of text to use")
+    p.add_argument("--workdir", default="/tmp/prepare-bench")
+    a = p.parse_args()
+    os.makedirs(a.workdir, exist_ok=True)
+    src = a.input or os.path.join(a.workdir, f"corpus_{a.mb}MB.txt")
+    if not os.path.exists(src):
+        print(f"generating {src} (bench/corpus.py: FineWeb-like English) ...", flush=True)
+        corpus.write_txt(src, a.mb << 20)
+    docs = load_docs(src, a.mb)
+    txt = os.path.join(a.workdir, f"same_{a.mb}MB.txt")
+    with open(txt, "w", encoding="utf-8") as f:
+        f.writelines(d + corpus.EOT_LAYOUT for d in docs)
+    parquet = os.path.join(a.workdir, f"same_{a.mb}MB.parquet")
+    pq.write_table(pa.table({"text": docs}), parquet, row_group_size=1000, compression="snappy")
+    print(f"input: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.0f}M characters, {CORES} cores")
+
+    base = tiktoken.get_encoding("gpt2")
+    rows = [("(1) ceiling: tiktoken, threads, own Encoding each", ceiling(docs, base))]
+    rows.append(("(2) prepare.py txt, all workers", ours(txt, os.path.join(a.workdir, "o_txt"), CORES)))
+    rows.append(("(2) prepare.py parquet, all workers", ours(parquet, os.path.join(a.workdir, "o_pq"), CORES)))
+    rows.append(("(2) prepare.py txt, 1 worker", ours(txt, os.path.join(a.workdir, "o_txt1"), 1)))
+    rows.append(("(3) old: 1M-char chunks into a list", old_approach(txt, a.mb)))
+    rows.append(("(4) Pool.imap(chunksize=16) into uint16", pool_approach(docs)))
+    top = rows[0][1][0] / rows[0][1][1]
+    for name, (tokens, seconds) in rows:
+        rate = tokens / seconds
+        print(f"{name:<52} {tokens:>12,} tokens {seconds:7.2f}s {rate / 1e6:6.2f}M tok/s  {rate / top:5.2f}x ceiling")
+    r = {name: tokens / seconds for name, (tokens, seconds) in rows}
+    ours_all = r["(2) prepare.py txt, all workers"]
+    print(f"scaling 1 -> {CORES} workers: {ours_all / r['(2) prepare.py txt, 1 worker']:.2f}x; "
+          f"ours / old: {ours_all / r['(3) old: 1M-char chunks into a list']:.2f}x; "
+          f"ours / Pool: {ours_all / r['(4) Pool.imap(chunksize=16) into uint16']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

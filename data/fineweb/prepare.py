@@ -717,12 +717,6 @@ def encode_all(args, inputs, enc, dtype, out, state):
             write_oldest()
         state["done"] = finished
         out.checkpoint(state)
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"the disk holding {out.dir} is full; free some space and run the same "
-                            "command again to continue (finished work is kept)") from None
-        raise UserError(f"{e.filename or out.dir}: {e.strerror}; fix that and run the same "
-                        "command again to continue") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
@@ -807,7 +801,15 @@ def main(argv=None):
         return verify(args.out_dir) if args.verify else prepare(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+    except OSError as e:  # the machine's trouble, not ours: finished work is on disk
+        where = e.filename or args.out_dir
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"error: the disk is full (writing {where}); free some space and run the same "
+                  "command again to continue: finished work is kept", file=sys.stderr)
+        else:
+            print(f"error: {where}: {e.strerror}; fix that and run the same command again to "
+                  "continue: finished work is kept", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""The command as a user runs it: inputs, outputs nanoGPT reads, summary, messages."""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+
+from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, read_bin, reference_docs,
+                     run, split_docs, txt_documents, txt_layout, write_parquet)
+
+DOCS = ["First document.\n\nWith a paragraph.", "Second one — with ünïcödé and 中文.",
+        "Third: numbers 12345 and it's over."]
+
+
+def test_default_input_and_output_are_next_to_the_script(tmp_path):
+    """Copied into nanoGPT's data/fineweb/, run with no options: reads train_fineweb.txt there,
+    writes train.bin/val.bin there, and nothing nanoGPT would misread (no meta.pkl)."""
+    folder = tmp_path / "nanoGPT" / "data" / "fineweb"
+    folder.mkdir(parents=True)
+    shutil.copy(SCRIPT, folder / "prepare.py")
+    docs = DOCS * 400
+    (folder / "train_fineweb.txt").write_text(txt_layout(docs), encoding="utf-8")
+    r = subprocess.run([sys.executable, "data/fineweb/prepare.py"], cwd=tmp_path / "nanoGPT",
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(folder)) == [".prepare.lock", "prepare.py", "summary.json",
+                                          "train.bin", "train_fineweb.txt", "val.bin"]
+    train, val = read_bin(folder / "train.bin"), read_bin(folder / "val.bin")
+    ref = reference_docs(docs)
+    assert len(val) > 0 and sorted(split_docs(train) + split_docs(val)) == sorted(ref)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["dtype"] == "uint16" and summary["encoding"] == "gpt2"
+    assert summary["train"] == {"tokens": len(train), "documents": len(split_docs(train))}
+    assert summary["val"] == {"tokens": len(val), "documents": len(split_docs(val))}
+    assert summary["inputs"] == [{"path": str(folder / "train_fineweb.txt"),
+                                  "bytes": os.path.getsize(folder / "train_fineweb.txt")}]
+    assert "done:" in r.stdout and "train.bin" in r.stdout
+
+
+def test_root_entry_runs_the_same_code(tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), "--input", tmp_path / "in.txt",
+                        "--out-dir", tmp_path / "o", "--val-fraction", "0"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(DOCS))
+
+
+def test_folders_globs_and_lists_are_read_in_order_and_each_file_ends_a_document(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "b.txt").write_text("no marker at the end", encoding="utf-8")
+    write_parquet(d / "a.parquet", ["row one", None, "row two"])
+    (d / "c.txt").write_text("<|endoftext|>starts with a marker<|endoftext|>", encoding="utf-8")
+    (d / "notes.md").write_text("not an input")
+    expected = flat(reference_docs(["row one", "row two", "no marker at the end", "starts with a marker"]))
+    for inputs in ([d], [d / "a.parquet", d / "b.txt", d / "c.txt"], [str(d) + "/*.parquet", str(d) + "/*.txt"]):
+        out = tmp_path / f"o{len(os.listdir(tmp_path))}"
+        r = run("--input", *inputs, "--out-dir", out, "--val-fraction", 0)
+        assert r.returncode == 0, r.stderr
+        assert read_bin(out / "train.bin") == expected
+    r = run("--input", d / "c.txt", d / "b.txt", "--out-dir", tmp_path / "rev", "--val-fraction", 0)
+    assert read_bin(tmp_path / "rev" / "train.bin") == flat(reference_docs(
+        ["starts with a marker", "no marker at the end"]))
+
+
+def test_small_splits_are_warned_about(tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o")
+    assert r.returncode == 0
+    assert "train.bin holds only" in r.stderr and "val.bin holds only" in r.stderr
+    assert "block_size" in r.stderr
+
+
+def peak_rss_mib(*args):
+    """Peak RSS of a real run, read from the kernel's accounting of a fresh parent."""
+    code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); "
+            "sys.stderr.write(r.stderr)")
+    p = subprocess.run([sys.executable, "-c", code, sys.executable, SCRIPT, *map(str, args)],
+                       capture_output=True, text=True)
+    kib, rc = p.stdout.split()
+    return int(kib) / 1024, int(rc), p.stderr
+
+
+def test_a_50mb_line_of_one_character_is_forced_into_pieces_in_bounded_memory(tmp_path):
+    path = tmp_path / "line.txt"
+    with open(path, "w") as f:
+        for _ in range(50):
+            f.write("x" * (1 << 20))
+    rss, rc, err = peak_rss_mib("--input", path, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert rc == 0, err
+    assert "forced cuts" in err and "Traceback" not in err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["forced_cuts"] >= 20
+    assert rss < 400, f"peak RSS {rss:.0f} MiB for a 50 MB line"
+    tokens = read_bin(tmp_path / "o" / "train.bin")
+    assert tokens[-1] == EOT and EOT not in tokens[:-1]
+    assert GPT2.decode(tokens[:-1]) == "x" * (50 << 20)
+
+
+def test_output_reads_back_with_memmap_as_train_py_does(tmp_path):
+    docs = DOCS * 2000
+    (tmp_path / "in.txt").write_text(txt_layout(docs), encoding="utf-8")
+    assert run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0.05).returncode == 0
+    for name in ("train.bin", "val.bin"):
+        data = np.memmap(tmp_path / "o" / name, dtype=np.uint16, mode="r")
+        assert len(data) > 1024 and data.max() < GPT2.n_vocab
+    train, val = read_bin(tmp_path / "o" / "train.bin"), read_bin(tmp_path / "o" / "val.bin")
+    assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))

@@ -1,0 +1,285 @@
+"""Bad input and a hostile machine: one plain sentence, a non-zero exit, no traceback, and the
+finished work kept on disk."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tiktoken
+
+from helpers import (EOT, GPT2, assert_user_error, flat, read_bin, reference_docs, run,
+                     txt_documents, txt_layout, write_parquet)
+
+DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}." for i in range(3000)]
+
+
+def finished_nothing(out):
+    assert not os.path.exists(os.path.join(out, "train.bin"))
+    assert not os.path.exists(os.path.join(out, "val.bin"))
+
+
+# --- inputs that are not there --------------------------------------------------------------
+
+def test_missing_paths_empty_patterns_and_unsupported_types(tmp_path):
+    assert_user_error(run("--input", tmp_path / "nope.txt", "--out-dir", tmp_path / "o"),
+                      "nope.txt", "no such file")
+    assert_user_error(run("--input", str(tmp_path / "*.parquet"), "--out-dir", tmp_path / "o"),
+                      "*.parquet", "no file matches")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(run("--input", tmp_path / "empty", "--out-dir", tmp_path / "o"),
+                      "empty", ".parquet or .txt")
+    (tmp_path / "data.jsonl").write_text("{}")
+    assert_user_error(run("--input", tmp_path / "data.jsonl", "--out-dir", tmp_path / "o"),
+                      "data.jsonl", ".txt or .parquet")
+    finished_nothing(tmp_path / "o")
+
+
+def test_parquet_without_the_text_column_names_its_columns(tmp_path):
+    pq.write_table(pa.table({"content": ["a"], "id": ["1"]}), tmp_path / "x.parquet")
+    r = run("--input", tmp_path / "x.parquet", "--out-dir", tmp_path / "o")
+    assert_user_error(r, "x.parquet", "'text'", "content, id", "--text-column")
+    r = run("--input", tmp_path / "x.parquet", "--out-dir", tmp_path / "o", "--text-column", "content")
+    assert r.returncode == 0, r.stderr
+
+
+# --- broken parquet -------------------------------------------------------------------------
+
+def test_truncated_or_fake_parquet_is_named_and_can_be_skipped(tmp_path):
+    write_parquet(tmp_path / "good.parquet", DOCS[:100])
+    data = (tmp_path / "good.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[:len(data) // 2])
+    (tmp_path / "fake.parquet").write_text("this is not parquet")
+    for bad in ("cut.parquet", "fake.parquet"):
+        r = run("--input", tmp_path / "good.parquet", tmp_path / bad, "--out-dir", tmp_path / "o")
+        assert_user_error(r, bad, "--skip-bad-files")
+        finished_nothing(tmp_path / "o")
+    r = run("--input", tmp_path / "good.parquet", tmp_path / "cut.parquet", tmp_path / "fake.parquet",
+            "--out-dir", tmp_path / "o", "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert "cut.parquet" in r.stderr and "fake.parquet" in r.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [os.path.basename(p) for p in summary["skipped_files"]] == ["cut.parquet", "fake.parquet"]
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(DOCS[:100]))
+
+
+def damaged_parquet(path, rows):
+    """A parquet file whose footer is fine but whose later row groups are garbage."""
+    write_parquet(path, rows, row_group_size=200, compression="snappy")
+    meta = pq.ParquetFile(path).metadata
+    start = meta.row_group(meta.num_row_groups - 3).column(0).data_page_offset
+    with open(path, "r+b") as f:
+        f.seek(start)
+        f.write(b"\xff" * 4000)
+
+
+def test_damaged_parquet_keeps_earlier_work_and_resumes(tmp_path):
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    damaged_parquet(tmp_path / "b.parquet", DOCS)
+    out = tmp_path / "o"
+    args = ["--input", tmp_path / "a.txt", tmp_path / "b.parquet", "--out-dir", out,
+            "--val-fraction", 0, "--chunk-size", 5000]
+    r = run(*args)
+    assert_user_error(r, "b.parquet", "damaged", "--skip-bad-files")
+    finished_nothing(out)
+    kept = json.loads((out / "prepare.checkpoint.json").read_text())
+    assert kept["file"] == 1 and kept["tokens"][0] >= len(flat(reference_docs(DOCS)))
+    r = run(*args, "--skip-bad-files")
+    assert r.returncode == 0, r.stderr
+    assert "b.parquet" in r.stderr
+    train = read_bin(out / "train.bin")
+    good = flat(reference_docs(DOCS))
+    assert train[:len(good)] == good and len(train) > len(good)
+
+
+# --- parquet shapes that must simply work ----------------------------------------------------
+
+def test_polars_style_empty_null_whitespace_and_big_parquet(tmp_path):
+    big_doc = " ".join(DOCS)
+    big_doc = (big_doc + "\n\n") * (20_000_000 // len(big_doc) + 1)
+    rows = {
+        "polars.parquet": (DOCS[:50], dict(type=pa.large_string(), compression="zstd")),
+        "empty.parquet": ([], {}),
+        "odd.parquet": ([None, "", "  ", "\n", "real text", None], {}),
+        "group.parquet": (DOCS * 7, dict(row_group_size=20_000)),
+        "big.parquet": ([big_doc], {}),
+    }
+    expected = []
+    for name, (texts, kwargs) in rows.items():
+        write_parquet(tmp_path / name, texts, **kwargs)
+        expected += [t for t in texts if t]
+    paths = [tmp_path / name for name in rows]
+    r = run("--input", *paths, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(expected))
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["empty_rows"] == 3 and summary["train"]["documents"] == len(expected)
+    assert "3 null or empty" in r.stderr  # whitespace-only rows are documents
+
+
+# --- text encodings -------------------------------------------------------------------------
+
+def test_invalid_utf8_is_replaced_counted_and_located_or_refused_with_strict(tmp_path):
+    good = txt_layout(DOCS[:200]).encode()
+    data = good[:1000] + b"\xff" + good[1000:5000] + b"\x80\xfe" + good[5000:]
+    (tmp_path / "bad.txt").write_bytes(data)
+    r = run("--input", tmp_path / "bad.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0,
+            "--chunk-size", 777)
+    assert r.returncode == 0, r.stderr
+    assert "3 invalid UTF-8 bytes" in r.stderr and "at byte 1000" in r.stderr
+    text = data.decode("utf-8", "replace")   # one U+FFFD for each lone bad byte
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(txt_documents(text)))
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["invalid_utf8_bytes"] == 3
+    r = run("--input", tmp_path / "bad.txt", "--out-dir", tmp_path / "s", "--strict-utf8")
+    assert_user_error(r, "bad.txt", "invalid UTF-8 at byte 1000")
+    finished_nothing(tmp_path / "s")
+
+
+def test_bom_is_dropped_and_utf16_is_refused(tmp_path):
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + "Hello there<|endoftext|>again".encode())
+    r = run("--input", tmp_path / "bom.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["Hello there", "again"]))
+    (tmp_path / "u16.txt").write_bytes("Hello there".encode("utf-16"))
+    r = run("--input", tmp_path / "u16.txt", "--out-dir", tmp_path / "p")
+    assert_user_error(r, "u16.txt", "convert it to UTF-8")
+    assert "\ufffd" not in r.stderr
+    finished_nothing(tmp_path / "p")
+
+
+def test_crlf_cr_nul_and_newline_only_files(tmp_path):
+    text = "line one\r\nline two\rline three\x00 nul\r\n\r\n<|endoftext|>\r\nnext"
+    (tmp_path / "a.txt").write_bytes(text.encode())
+    (tmp_path / "b.txt").write_bytes(b"\n" * 5000)
+    r = run("--input", tmp_path / "a.txt", tmp_path / "b.txt", "--out-dir", tmp_path / "o",
+            "--val-fraction", 0, "--chunk-size", 7)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(txt_documents(text) + ["\n" * 5000]))
+
+
+def test_input_with_no_text_is_refused_and_no_empty_train_bin_appears(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "markers.txt").write_text("\n<|endoftext|>\n\n<|endoftext|>")
+    write_parquet(tmp_path / "nulls.parquet", [None, ""])
+    for name in ("empty.txt", "markers.txt", "nulls.parquet"):
+        r = run("--input", tmp_path / name, "--out-dir", tmp_path / name.replace(".", "_"))
+        assert_user_error(r, "no text", name)
+        finished_nothing(tmp_path / name.replace(".", "_"))
+
+
+# --- the output folder ----------------------------------------------------------------------
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mounts a small tmpfs (needs root, as in CI); yields a function (path, options)."""
+    mounted = []
+
+    def mount(path, options):
+        path.mkdir(exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+        if r.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+        mounted.append(path)
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)])
+
+
+def test_output_folder_not_writable(tmp_path, mount_tmpfs):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS[:10]))
+    mount_tmpfs(tmp_path / "ro", "ro,size=1m")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "ro" / "out")
+    assert_user_error(r, "cannot write to", "ro/out")
+
+
+def test_disk_full_midway_then_resume_after_freeing_space(tmp_path, mount_tmpfs):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS * 20), encoding="utf-8")
+    ref = tmp_path / "ref"
+    args = ["--input", tmp_path / "in.txt", "--val-fraction", 0.01, "--chunk-size", 20000,
+            "--checkpoint-seconds", 0]
+    assert run(*args, "--out-dir", ref).returncode == 0
+    size = os.path.getsize(ref / "train.bin")
+    disk = tmp_path / "disk"
+    mount_tmpfs(disk, f"size={size // 2}")
+    r = run(*args, "--out-dir", disk / "out")
+    assert_user_error(r, "disk is full", "run the same command again")
+    finished_nothing(disk / "out")
+    kept = json.loads((disk / "out" / "prepare.checkpoint.json").read_text())
+    assert 0 < kept["tokens"][0] * 2 <= os.path.getsize(disk / "out" / "train.bin.partial")
+    subprocess.run(["mount", "-o", f"remount,size={size * 4}", str(disk)], check=True)
+    r = run(*args, "--out-dir", disk / "out")
+    assert r.returncode == 0, r.stderr
+    for name in ("train.bin", "val.bin"):
+        assert (disk / "out" / name).read_bytes() == (ref / name).read_bytes()
+
+
+def test_input_that_is_also_an_output_is_refused(tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS[:10]))
+    assert run("--input", tmp_path / "in.txt", "--out-dir", tmp_path).returncode == 0
+    r = run("--input", tmp_path / "train.bin", "--out-dir", tmp_path, "--restart")
+    assert_user_error(r, "train.bin", "also where this run writes")
+    assert os.path.getsize(tmp_path / "train.bin") > 0
+
+
+# --- vocabularies ---------------------------------------------------------------------------
+
+def test_unknown_encoding_lists_the_valid_names(tmp_path):
+    (tmp_path / "in.txt").write_text("hello")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--encoding", "gpt5")
+    assert_user_error(r, "gpt5", "gpt2", "cl100k_base", "o200k_base")
+
+
+def test_large_vocabulary_is_written_as_uint32_without_wrapping(tmp_path):
+    enc = tiktoken.get_encoding("cl100k_base")
+    docs = ["Les élèves étudient l'informatique à l'université.", "日本語のテキストと中文文本。",
+            "Emoji 🙂👍🏽 and words like antidisestablishmentarianism."] * 50
+    ref = flat(reference_docs(docs, enc))
+    assert max(ref) > 65535  # ids that would wrap in uint16
+    (tmp_path / "in.txt").write_text(txt_layout(docs), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--encoding", "cl100k_base",
+            "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert "uint32" in r.stderr and "np.uint16" in r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin", np.uint32) == ref
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["dtype"] == "uint32"
+    assert run("--verify", "--out-dir", tmp_path / "o").returncode == 0
+
+
+def test_no_network_for_the_vocabulary_says_how_to_work_offline(tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "in.txt").write_text("hello")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o",
+            env={"TIKTOKEN_CACHE_DIR": str(tmp_path / "cache"), "HTTPS_PROXY": "http://127.0.0.1:9",
+                 "https_proxy": "http://127.0.0.1:9"}, timeout=120)
+    assert_user_error(r, "could not load the 'gpt2' vocabulary", "TIKTOKEN_CACHE_DIR", "README")
+    assert r.stderr.count("\n") == 1, r.stderr
+
+
+# --- --verify ---------------------------------------------------------------------------------
+
+def test_verify_passes_on_good_output_and_names_each_kind_of_damage(tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    out = tmp_path / "o"
+    assert run("--input", tmp_path / "in.txt", "--out-dir", out, "--val-fraction", 0.01).returncode == 0
+    r = run("--verify", "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert "ok:" in r.stdout and "Document number 0" in r.stdout
+    good = (out / "train.bin").read_bytes()
+
+    (out / "train.bin").write_bytes(good[:-2])
+    assert_user_error(run("--verify", "--out-dir", out), "train.bin", "bytes")
+
+    data = np.frombuffer(good, dtype=np.uint16).copy()
+    data[10] = 60000
+    (out / "train.bin").write_bytes(data.tobytes())
+    assert_user_error(run("--verify", "--out-dir", out), "train.bin", "60000", "vocabulary")
+
+    data = np.frombuffer(good, dtype=np.uint16).copy()
+    data[np.flatnonzero(data == EOT)[3]] = 13
+    (out / "train.bin").write_bytes(data.tobytes())
+    assert_user_error(run("--verify", "--out-dir", out), "train.bin", "end-of-text")
+
+    assert_user_error(run("--verify", "--out-dir", tmp_path / "nothing"), "no finished output")

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 
 from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, read_bin, reference_docs,
                      run, split_docs, txt_documents, txt_layout, write_parquet)
@@ -110,4 +111,25 @@ def test_output_reads_back_with_memmap_as_train_py_does(tmp_path):
         data = np.memmap(tmp_path / "o" / name, dtype=np.uint16, mode="r")
         assert len(data) > 1024 and data.max() < GPT2.n_vocab
     train, val = read_bin(tmp_path / "o" / "train.bin"), read_bin(tmp_path / "o" / "val.bin")
+    assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
+
+
+def test_worker_count_does_not_change_the_bytes(tmp_path):
+    """Many units in flight at once, txt and parquet: identical files for 1, 2 and 3 workers."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import corpus
+    corpus.write_txt(tmp_path / "a.txt", 1 << 20, seed=5)
+    corpus.write_parquet(tmp_path / "b.parquet", 1 << 20, seed=6, rows_per_group=50)
+    results = []
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        r = run("--input", tmp_path / "a.txt", tmp_path / "b.parquet", "--out-dir", out,
+                "--workers", workers, "--chunk-size", 30000, "--val-fraction", 0.01)
+        assert r.returncode == 0, r.stderr
+        results.append([(out / n).read_bytes() for n in ("train.bin", "val.bin")])
+    assert results[0] == results[1] == results[2]
+    docs = txt_documents((tmp_path / "a.txt").read_text(encoding="utf-8"))
+    docs += pa.parquet.read_table(tmp_path / "b.parquet").column("text").to_pylist()
+    train = np.frombuffer(results[0][0], np.uint16).tolist()
+    val = np.frombuffer(results[0][1], np.uint16).tolist()
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))

@@ -58,6 +58,7 @@ TRAIN, VAL = 0, 1
 SPLITS = ("train", "val")
 # files in the output folder
 LOCK, CHECKPOINT, SUMMARY = ".prepare.lock", "prepare.checkpoint.json", "summary.json"
+OUTPUT_FILES = [f"{s}.bin" for s in SPLITS] + [f"{s}.bin.partial" for s in SPLITS] + [CHECKPOINT, SUMMARY]
 CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the Nth checkpoint
 
 
@@ -69,11 +70,6 @@ class UserError(Exception):
 # inputs
 
 Input = namedtuple("Input", "path kind size mtime_ns rows bad")
-
-
-def output_paths(out_dir):
-    names = [f"{s}.bin" for s in SPLITS] + [f"{s}.bin.partial" for s in SPLITS] + [CHECKPOINT, SUMMARY]
-    return {os.path.realpath(os.path.join(out_dir, n)) for n in names}
 
 
 def expand_inputs(patterns, out_dir):
@@ -94,7 +90,7 @@ def expand_inputs(patterns, out_dir):
             paths += found
         else:
             raise UserError(f"{p}: no such file or folder")
-    outputs = output_paths(out_dir)
+    outputs = {os.path.realpath(os.path.join(out_dir, name)) for name in OUTPUT_FILES}
     for p in paths:
         if os.path.realpath(p) in outputs:
             raise UserError(f"{p} is also where this run writes its output; "
@@ -104,11 +100,15 @@ def expand_inputs(patterns, out_dir):
     return paths
 
 
-def parquet_rows(path, column):
-    """Rows in a parquet file, after checking from its footer that it has a text column."""
+def parquet_rows(path, column, skip_bad):
+    """Rows in a parquet file, after checking from its footer that it has a text column;
+    None for an unreadable file that is to be skipped."""
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as e:
+        if skip_bad:
+            print(f"warning: skipping {path}: not a readable parquet file ({e})", file=sys.stderr)
+            return None
         raise UserError(f"{path}: not a readable parquet file ({e}); replace it, or run with "
                         "--skip-bad-files to leave it out") from None
     schema = pf.schema_arrow
@@ -126,16 +126,9 @@ def open_inputs(patterns, out_dir, column, skip_bad):
     inputs = []
     for path in expand_inputs(patterns, out_dir):
         stat = os.stat(path)
-        kind, rows, bad = ("parquet" if path.endswith(".parquet") else "txt"), 0, False
-        if kind == "parquet":
-            try:
-                rows = parquet_rows(path, column)
-            except UserError as e:
-                if not skip_bad:
-                    raise
-                print(f"warning: skipping {e}", file=sys.stderr)
-                bad = True
-        inputs.append(Input(os.path.abspath(path), kind, stat.st_size, stat.st_mtime_ns, rows, bad))
+        kind = "parquet" if path.endswith(".parquet") else "txt"
+        rows = parquet_rows(path, column, skip_bad) if kind == "parquet" else 0
+        inputs.append(Input(os.path.abspath(path), kind, stat.st_size, stat.st_mtime_ns, rows or 0, rows is None))
     return inputs
 
 
@@ -497,9 +490,8 @@ class Output:
 
     def start(self, restart):
         """The state to continue from, or None when this output is already finished."""
-        names = [f"{s}.bin" for s in SPLITS] + [f"{s}.bin.partial" for s in SPLITS] + [CHECKPOINT, SUMMARY]
         if restart:
-            for name in names:
+            for name in OUTPUT_FILES:
                 if os.path.exists(self.path(name)):
                     os.remove(self.path(name))
         if os.path.exists(self.path(CHECKPOINT)):

@@ -793,6 +793,9 @@ def main(argv=None):
         return verify(args.out_dir) if args.verify else prepare(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C before the work started: nothing to save
+        print("stopped; run the same command to continue", file=sys.stderr)
+        return 130
     except OSError as e:  # the machine's trouble, not ours: finished work is on disk
         where = e.filename or args.out_dir
         if e.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -24,12 +24,14 @@ import fcntl
 import glob
 import json
 import math
+import multiprocessing
 import os
 import re
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections import deque, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
@@ -391,6 +393,50 @@ def read_units(inputs, state, opts):
             yield from (read_txt if inp.kind == "txt" else read_parquet)(inp, cut, opts)
 
 
+def reader_child(inputs, state, opts, conn, parent_end, parent_fds):
+    """The reader's process: sends each unit, then None (or the UserError that stopped it)."""
+    parent_end.close()   # so that when the parent dies, the next send fails and this ends too
+    for fd in parent_fds:  # the output folder's lock belongs to the parent alone
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        for unit in read_units(inputs, state, opts):
+            conn.send(unit)
+        conn.send(None)
+    except UserError as e:
+        conn.send(e)
+    except BrokenPipeError:
+        pass  # the parent is gone
+
+
+def start_reader(inputs, state, opts, close_fds):
+    """read_units, run in a child process. A reader thread would hold the GIL that the encoding
+    threads need between calls: on 2 cores that cost a quarter of the throughput."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    with warnings.catch_warnings():  # Python 3.12+ warns of fork beside threads: the child only reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        proc = ctx.Process(target=reader_child, daemon=True,
+                           args=(inputs, state, opts, send, recv, close_fds))
+        proc.start()
+    send.close()
+
+    def units():
+        try:
+            while (item := recv.recv()) is not None:
+                if isinstance(item, UserError):
+                    raise item
+                yield item
+        except EOFError:
+            raise RuntimeError("the reader process died; its error is printed above") from None
+        finally:
+            proc.kill()
+            proc.join()
+            recv.close()
+    return units()
+
+
 # -----------------------------------------------------------------------------
 # tokens
 
@@ -648,7 +694,7 @@ def prepare(args):
               "(add --restart to make them again)", file=sys.stderr)
         return 0
     if not state["done"]:
-        stopped = encode_all(args, inputs, enc, dtype, out, state)
+        stopped = encode_all(args, inputs, enc, dtype, out, state, lock)
         if stopped:
             return stopped
     if sum(state["tokens"]) == 0:
@@ -661,10 +707,12 @@ def prepare(args):
     return 0
 
 
-def encode_all(args, inputs, enc, dtype, out, state):
-    """Reads, encodes (in worker threads) and writes, in input order, checkpointing as it goes.
-    Returns 0 when the input is used up, or the exit code when stopped by a signal."""
+def encode_all(args, inputs, enc, dtype, out, state, lock):
+    """Reads (in a child process), encodes (in worker threads) and writes, in input order,
+    checkpointing as it goes. Returns 0 when the input is used up, or the exit code when
+    stopped by a signal."""
     stop = StopRequest()
+    units = start_reader(inputs, state, args, close_fds=[lock])
     total = sum(i.size for i in inputs)
     bar = tqdm(total=total, initial=progress_bytes(inputs, state), unit="B", unit_scale=True,
                unit_divisor=1024, desc="tokenizing", mininterval=1.0, smoothing=0.1)
@@ -690,7 +738,6 @@ def encode_all(args, inputs, enc, dtype, out, state):
 
     try:
         out.open(state)
-        units = read_units(inputs, json.loads(json.dumps(state)), args)
         try:
             for segments, reached in units:
                 pending.append((pool.submit(encode_unit, enc, segments, dtype), reached))
@@ -710,6 +757,7 @@ def encode_all(args, inputs, enc, dtype, out, state):
         state["done"] = finished
         out.checkpoint(state)
     finally:
+        units.close()
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         out.close()

@@ -3,31 +3,39 @@
     python bench/memory.py                   # ~100 MB and ~1 GB txt, default settings
     python bench/memory.py --sizes 100 1000 --format parquet --workdir /tmp/bench
 
-Prints each run's peak RSS (the child's ru_maxrss) and the ratio large/small. Target: <= 256 MiB
+Prints each run's peak RSS (the script and its reader process, sampled) and the ratio large/small. Target: <= 256 MiB
 at default settings and a ratio <= 1.10: memory must not grow with the input.
 """
 import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
+
+import psutil
 
 import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
-# run one command as a child of a fresh Python, and print that child's peak RSS in KiB
-PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
 
 
-def peak_rss(args):
-    out = subprocess.run([sys.executable, "-c", PEAK, sys.executable, SCRIPT, *args],
-                         capture_output=True, text=True)
-    kib, code = out.stdout.split()[-2:]
-    if code != "0":
-        sys.exit(f"prepare.py failed:\n{out.stderr[-2000:]}")
-    return int(kib) / 1024
+def peak_rss_mib(args, interval=0.05):
+    """Runs prepare.py; returns (peak RSS of the whole process tree in MiB, exit code, stderr).
+    The tree is the script and its reader process; pages they share are counted twice, so
+    this overstates the real peak a little."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err)
+        root, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(interval)
+        err.seek(0)
+        return peak / 2 ** 20, proc.returncode, err.read().decode()
 
 
 def main():
@@ -46,7 +54,9 @@ def main():
             (corpus.write_txt if a.format == "txt" else corpus.write_parquet)(path, mb << 20)
         out = os.path.join(a.workdir, f"out_{mb}MB_{a.format}")
         t = time.time()
-        rss = peak_rss(["--input", path, "--out-dir", out, "--restart", *a.extra])
+        rss, code, err = peak_rss_mib(["--input", path, "--out-dir", out, "--restart", *a.extra])
+        if code:
+            sys.exit(f"prepare.py failed:\n{err[-2000:]}")
         results.append(rss)
         print(f"{mb:>6} MB {a.format}: peak RSS {rss:7.1f} MiB  ({time.time() - t:.0f}s)", flush=True)
     print(f"ratio {a.sizes[-1]} MB / {a.sizes[0]} MB: {results[-1] / results[0]:.3f}")

@@ -1,7 +1,8 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "bench")]  # helpers; corpus, memory
 import vocab  # noqa: E402
 
 # The real vocabularies, from the package registries only; subprocesses inherit this.

@@ -1,7 +1,6 @@
 """The command as a user runs it: inputs, outputs nanoGPT reads, summary, messages."""
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
 
+import corpus
+from memory import peak_rss_mib
 from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, read_bin, reference_docs,
                      run, split_docs, txt_documents, txt_layout, write_parquet)
 
@@ -76,23 +77,12 @@ def test_small_splits_are_warned_about(tmp_path):
     assert "block_size" in r.stderr
 
 
-def peak_rss_mib(*args):
-    """Peak RSS of a real run, read from the kernel's accounting of a fresh parent."""
-    code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); "
-            "sys.stderr.write(r.stderr)")
-    p = subprocess.run([sys.executable, "-c", code, sys.executable, SCRIPT, *map(str, args)],
-                       capture_output=True, text=True)
-    kib, rc = p.stdout.split()
-    return int(kib) / 1024, int(rc), p.stderr
-
-
 def test_a_50mb_line_of_one_character_is_forced_into_pieces_in_bounded_memory(tmp_path):
     path = tmp_path / "line.txt"
     with open(path, "w") as f:
         for _ in range(50):
             f.write("x" * (1 << 20))
-    rss, rc, err = peak_rss_mib("--input", path, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    rss, rc, err = peak_rss_mib(["--input", path, "--out-dir", tmp_path / "o", "--val-fraction", 0])
     assert rc == 0, err
     assert "forced cuts" in err and "Traceback" not in err
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
@@ -116,8 +106,6 @@ def test_output_reads_back_with_memmap_as_train_py_does(tmp_path):
 
 def test_worker_count_does_not_change_the_bytes(tmp_path):
     """Many units in flight at once, txt and parquet: identical files for 1, 2 and 3 workers."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import corpus
     corpus.write_txt(tmp_path / "a.txt", 1 << 20, seed=5)
     corpus.write_parquet(tmp_path / "b.parquet", 1 << 20, seed=6, rows_per_group=50)
     results = []

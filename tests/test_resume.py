@@ -11,10 +11,8 @@ import time
 
 import pytest
 
-from helpers import ROOT, SCRIPT, assert_user_error, run
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import corpus  # noqa: E402
+import corpus
+from helpers import SCRIPT, assert_user_error, run
 
 FAST_CHECKPOINTS = ["--chunk-size", "20000", "--checkpoint-seconds", "0"]
 
@@ -43,21 +41,30 @@ def checkpoint(out):
         return None
 
 
-def wait_for_progress(out, proc, timeout=60):
-    """Waits until the run has checkpointed some progress."""
+def wait_for_progress(out, proc, timeout=60, pause=False):
+    """Waits until the run has checkpointed some progress; pause: then SIGSTOP it, so that
+    it cannot finish before the test's next step (SIGCONT lets it go on)."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         cp = checkpoint(out)
         if cp and (cp["tokens"][0] > 0 or cp["file"] > 0):
+            if pause:
+                proc.send_signal(signal.SIGSTOP)
             return cp
         time.sleep(0.02)
     raise AssertionError("the run made no checkpointed progress")
 
 
+def interrupt(proc, sig):
+    """Sends sig to a paused run and lets it go on to handle it."""
+    proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
+
+
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
-    corpus.write_txt(d / "a.txt", 3 << 20, seed=1)
+    corpus.write_txt(d / "a.txt", 5 << 20, seed=1)
     corpus.write_parquet(d / "b.parquet", 2 << 20, seed=2, rows_per_group=100)
     corpus.write_txt(d / "c.txt", 2 << 20, seed=3)
     return [d / "a.txt", d / "b.parquet", d / "c.txt"]
@@ -101,8 +108,8 @@ def test_sigint_stops_cleanly_and_resumes_where_it_stopped(corpus_txt, uninterru
     out = tmp_path / "out"
     args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
     proc = start(*args)
-    wait_for_progress(out, proc)
-    proc.send_signal(signal.SIGINT)
+    wait_for_progress(out, proc, pause=True)
+    interrupt(proc, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -120,8 +127,8 @@ def test_sigint_stops_cleanly_and_resumes_where_it_stopped(corpus_txt, uninterru
 def test_sigterm_stops_cleanly(corpus_txt, tmp_path):
     out = tmp_path / "out"
     proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS)
-    wait_for_progress(out, proc)
-    proc.send_signal(signal.SIGTERM)
+    wait_for_progress(out, proc, pause=True)
+    interrupt(proc, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "run the same command to continue" in err, err
     assert "Traceback" not in err
@@ -142,8 +149,8 @@ def test_kill_between_data_write_and_checkpoint(corpus_txt, uninterrupted, tmp_p
 
 def stopped_run(corpus_txt, out, *extra):
     proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS, *extra)
-    wait_for_progress(out, proc)
-    proc.send_signal(signal.SIGINT)
+    wait_for_progress(out, proc, pause=True)
+    interrupt(proc, signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
 
@@ -177,7 +184,7 @@ def test_second_run_on_the_same_folder_is_refused_at_once(corpus_txt, tmp_path):
     out = tmp_path / "out"
     proc = start("--input", *corpus_txt, "--out-dir", out, *FAST_CHECKPOINTS)
     try:
-        wait_for_progress(out, proc)
+        wait_for_progress(out, proc, pause=True)  # paused, it still holds the folder
         t = time.time()
         r = run("--input", *corpus_txt, "--out-dir", out)
         assert time.time() - t < 10

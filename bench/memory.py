@@ -3,7 +3,7 @@
     python bench/memory.py                   # ~100 MB and ~1 GB txt, default settings
     python bench/memory.py --sizes 100 1000 --format parquet --workdir /tmp/bench
 
-Prints each run's peak RSS (the script and its reader process, sampled) and the ratio large/small. Target: <= 256 MiB
+Prints each run's peak memory (PSS of the script and its reader process, sampled) and the ratio large/small. Target: <= 256 MiB
 at default settings and a ratio <= 1.10: memory must not grow with the input.
 """
 import argparse
@@ -22,15 +22,15 @@ SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 
 def peak_rss_mib(args, interval=0.05):
-    """Runs prepare.py; returns (peak RSS of the whole process tree in MiB, exit code, stderr).
-    The tree is the script and its reader process; pages they share are counted twice, so
-    this overstates the real peak a little."""
+    """Runs prepare.py; returns (peak memory of the whole process tree in MiB, exit code,
+    stderr). The tree is the script and its forked reader, which share many pages: each
+    process counts its proportional share (PSS), so the sum is the memory they really take."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err)
         root, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             try:
-                peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+                peak = max(peak, sum(p.memory_full_info().pss for p in [root, *root.children(recursive=True)]))
             except psutil.NoSuchProcess:
                 pass
             time.sleep(interval)
@@ -58,7 +58,7 @@ def main():
         if code:
             sys.exit(f"prepare.py failed:\n{err[-2000:]}")
         results.append(rss)
-        print(f"{mb:>6} MB {a.format}: peak RSS {rss:7.1f} MiB  ({time.time() - t:.0f}s)", flush=True)
+        print(f"{mb:>6} MB {a.format}: peak memory (PSS) {rss:7.1f} MiB  ({time.time() - t:.0f}s)", flush=True)
     print(f"ratio {a.sizes[-1]} MB / {a.sizes[0]} MB: {results[-1] / results[0]:.3f}")
 
 

@@ -345,7 +345,7 @@ def read_txt(inp, cut, opts):
 
 
 def read_parquet(inp, cut, opts):
-    """Units of a parquet file's text column, from row st['offset'] on, a batch at a time."""
+    """Units of a parquet file's text column, from row st['offset'] on, a row group at a time."""
     st = cut.st
     try:
         pf = pq.ParquetFile(inp.path)
@@ -354,19 +354,18 @@ def read_parquet(inp, cut, opts):
             first += pf.metadata.row_group(group).num_rows
             group += 1
         skip = st["offset"] - first
-        batches = pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[opts.text_column],
-                                  row_groups=range(group, pf.num_row_groups), use_threads=False)
-        for batch in batches:
-            texts = batch.column(0).to_pylist()
-            texts, skip = texts[skip:], max(0, skip - len(texts))
-            for text in texts:
-                if text:
-                    cut.add_document(text)
-                else:
-                    st["empty_rows"] += 1
-                st["offset"] += 1
-                if cut.chars >= opts.chunk_size:
-                    yield cut.take()
+        for g in range(group, pf.num_row_groups):  # (iter_batches holds on to what it read)
+            column = pf.read_row_group(g, columns=[opts.text_column]).column(0)
+            for lo in range(skip, len(column), PARQUET_BATCH_ROWS):
+                for text in column.slice(lo, PARQUET_BATCH_ROWS).to_pylist():
+                    if text:
+                        cut.add_document(text)
+                    else:
+                        st["empty_rows"] += 1
+                    st["offset"] += 1
+                    if cut.chars >= opts.chunk_size:
+                        yield cut.take()
+            skip = 0
     except (OSError, pa.ArrowException) as e:
         if not opts.skip_bad_files:
             raise UserError(f"{inp.path}: the parquet file is damaged near row {st['offset']} "

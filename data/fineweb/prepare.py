@@ -49,7 +49,7 @@ except ImportError as e:
 CHUNK_CHARS = 1 << 20          # characters of text in one unit of work (--chunk-size)
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
-PARQUET_BATCH_ROWS = 1024      # rows read from a parquet file at a time
+PARQUET_BATCH_ROWS = 1024      # parquet rows turned into Python strings at a time
 IN_FLIGHT_PER_WORKER = 3       # units of work queued per worker (bounds memory)
 CHECKPOINT_SECONDS = 30.0      # how much work a kill can cost at most (--checkpoint-seconds)
 VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py

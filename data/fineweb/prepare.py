@@ -737,6 +737,7 @@ def encode_all(args, inputs, enc, dtype, out, state, lock):
 
     try:
         out.open(state)
+        input_error = None
         try:
             for segments, reached in units:
                 pending.append((pool.submit(encode_unit, enc, segments, dtype), reached))
@@ -746,15 +747,14 @@ def encode_all(args, inputs, enc, dtype, out, state, lock):
                     break
             else:
                 finished = True
-        except UserError:  # an input went bad: what was read before it is kept
-            while pending:
-                write_oldest()
-            out.checkpoint(state)
-            raise
+        except UserError as e:  # an input went bad: what was read before it is kept
+            input_error = e
         while pending:
             write_oldest()
         state["done"] = finished
         out.checkpoint(state)
+        if input_error:
+            raise input_error
     finally:
         units.close()
         pool.shutdown(wait=True, cancel_futures=True)

@@ -22,6 +22,7 @@ import argparse
 import errno
 import fcntl
 import glob
+import itertools
 import json
 import math
 import multiprocessing
@@ -470,15 +471,22 @@ def thread_encoding(enc):
 
 
 def encode_unit(enc, segments, dtype):
-    """Token ids of a unit's segments, as (train array, val array)."""
+    """Token ids of a unit's segments, as (train array, val array). Each run of segments going
+    to the same split is encoded in one call, with the marker after each document allowed as
+    the end-of-text token: tiktoken encodes the text between special tokens on its own, so this
+    gives the same tokens as encoding segment by segment, with less Python per document."""
     enc = thread_encoding(enc)
-    eot = np.array([enc.eot_token], dtype=np.uint32)
     parts = ([], [])
-    for text, ends_doc, split in segments:
-        if text:  # markers inside a document are ordinary text, as with encode_ordinary
-            parts[split].append(enc.encode_to_numpy(text, disallowed_special=()))
-        if ends_doc:
-            parts[split].append(eot)
+    for split, run in itertools.groupby(segments, key=lambda seg: seg[2]):
+        run = list(run)
+        text = "".join(t + MARKER if ends_doc else t for t, ends_doc, _ in run)
+        if text.count(MARKER) == sum(ends_doc for _, ends_doc, _ in run):  # (no marker overlaps another)
+            parts[split].append(enc.encode_to_numpy(text, allowed_special={MARKER}, disallowed_special=()))
+            continue
+        for t, ends_doc, _ in run:  # a document holds the marker as text: encode one by one
+            parts[split].append(enc.encode_to_numpy(t, disallowed_special=()))
+            if ends_doc:
+                parts[split].append(np.array([enc.eot_token], dtype=np.uint32))
     return [np.concatenate(p).astype(dtype) if p else np.empty(0, dtype) for p in parts]
 
 

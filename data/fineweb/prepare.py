@@ -167,21 +167,18 @@ def find_cut(s, target):
     return None
 
 
-def find_boundary(buf, i, eof):
-    """The first document boundary in buf[i:]: (marker_start, end, settled). A boundary is a run
-    of markers with the whitespace between and after them (the whitespace before belongs to
-    it too: the caller strips it). It is settled when more text could not extend it."""
-    k = buf.find(MARKER, i)
-    if k < 0:
-        return None
+def boundary_end(buf, k, eof):
+    """Where the document boundary starting with the marker at buf[k] ends, and whether it is
+    settled: (end, settled). A boundary is a run of markers with the whitespace between and
+    after them (and the whitespace before: the caller strips it). It is settled when more
+    text could not extend it."""
     j = k + len(MARKER)
     while True:
         j = WHITESPACE.match(buf, j).end()
         if not buf.startswith(MARKER, j):
             break
         j += len(MARKER)
-    settled = eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
-    return k, j, settled
+    return j, eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
 
 
 def is_val(unit, val_fraction):
@@ -313,6 +310,24 @@ def check_start(f, path, st):
         st["offset"] = 3
 
 
+def add_text(cut, buf, eof):
+    """Gives cut the documents in buf; returns how many characters of buf it used. Every
+    boundary before the last marker in buf is settled (text follows it), so the text up to that
+    marker splits into documents at once; only the last boundary may need more text."""
+    i = 0
+    last = buf.rfind(MARKER)
+    if last >= 0:
+        first, *rest = buf[:last].split(MARKER)
+        cut.add_document(first.rstrip())  # (it may continue a document begun in earlier text)
+        for doc in filter(None, map(str.strip, rest)):  # (empty between markers of a run)
+            cut.add_document(doc)
+        end, settled = boundary_end(buf, last, eof)
+        if not settled:
+            return last
+        i = end
+    return i + cut.add(buf[i:], final=eof)
+
+
 def read_txt(inp, cut, opts):
     """Units of a text file, from byte st['offset'] on; each ends at a boundary or safe cut."""
     st = cut.st
@@ -331,13 +346,8 @@ def read_txt(inp, cut, opts):
             text, bad = decode(data, start, inp.path, st, opts.strict_utf8)
             dirty |= bad
             buf += text
-            i = 0
-            while (b := find_boundary(buf, i, eof)) and b[2]:
-                cut.add_document(buf[i:b[0]].rstrip())
-                i = b[1]
-            i += cut.add(buf[i:b[0] if b else len(buf)], final=eof)
-            st["offset"] += len(buf[:i].encode("utf-8", "surrogateescape"))
-            buf = buf[i:]
+            buf = buf[add_text(cut, buf, eof):]
+            st["offset"] = f.tell() - len(carry) - len(buf.encode("utf-8", "surrogateescape"))
             if eof:
                 cut.end_document()
                 st["file"], st["offset"] = st["file"] + 1, 0

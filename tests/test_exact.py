@@ -6,6 +6,7 @@ import tempfile
 import numpy as np
 import pytest
 import regex
+import tiktoken
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, split_docs,
@@ -18,7 +19,8 @@ ATOMS = st.one_of(
     st.sampled_from(WHITESPACE),
     st.sampled_from(["word", "Hello", "it's", "don't", "x", "ÉCOLE", "naïve", "под", "中文字符",
                      "日本語", "🙂", "👍🏽", "1234567", "3.14", "__init__", "—", "...", "é", "\x00",
-                     "<|endoftext|>", "<|endoftext|><|endoftext|>", "<|endo", "|>", "'s", "'ll"]),
+                     "<|endoftext|>", "<|endoftext|><|endoftext|>", "<|endo", "|>", "'s", "'ll",
+                     "<|fim_prefix|>", "<|endofprompt|>"]),  # cl100k's other special tokens
     st.text(max_size=12),
     st.text(alphabet="ab \n", min_size=40, max_size=300),  # long lines, long space runs
 )
@@ -78,9 +80,10 @@ def test_file_without_markers_is_one_stream(text, chunk):
 
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=30),
-       chunk=st.integers(1, 200), group=st.integers(1, 7))
-def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group):
-    """Each non-empty row is encode_ordinary(text) + [EOT]; markers inside rows are text."""
+       chunk=st.integers(1, 200), group=st.integers(1, 7), name=st.sampled_from(["gpt2", "cl100k_base"]))
+def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
+    """Each non-empty row is encode_ordinary(text) + [EOT]; markers (and other special tokens'
+    text) inside rows are text."""
     docs = [r for r in rows if r]
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "in.parquet")
@@ -88,9 +91,11 @@ def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group):
         if not docs:
             assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
-        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
-        train, _ = outputs(d + "/o")
-    assert train == flat(reference_docs(docs))
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0, encoding=name)
+        enc = tiktoken.get_encoding(name)
+        dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
+        train = read_bin(os.path.join(d, "o", "train.bin"), dtype)
+    assert train == flat(reference_docs(docs, enc))
 
 
 DOCS = st.lists(TEXTS.map(str.strip).filter(lambda t: t and "<|endoftext|>" not in t),
@@ -158,7 +163,6 @@ def test_safe_cut_characters_are_letters_digits_and_whitespace_for_tiktoken():
 def test_text_cut_at_safe_places_encodes_as_a_whole(name):
     """Every whitespace Python knows, after letters and digits of several scripts, in the
     contexts that matter to the patterns (more whitespace, punctuation, contractions, digits)."""
-    import tiktoken
     enc = tiktoken.get_encoding(name)
     spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
     lefts = ["a", "Z", "7", "中", "é", "ж", "ǅ", "٣", "x's", "ab12", "I'll"]

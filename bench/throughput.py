@@ -1,20 +1,25 @@
 """Tokens/s of prepare.py against the tokenizer's ceiling and the usual approaches, measured
 side by side in one run on the same input (a benchmark, run by hand).
 
-    python bench/throughput.py                        # generated ~100 MB FineWeb-like corpus
-    python bench/throughput.py --input train_fineweb.txt --mb 200
+    python bench/throughput.py                        # generated 200 MB FineWeb-like corpus
+    python bench/throughput.py --input train_fineweb.txt --mb 1000
 
 (1) ceiling: bare tiktoken on all cores over documents already in memory, one Encoding per
-    thread, encode_to_numpy;  (2) prepare.py end to end (wall time of the command, startup included), on txt and
-    on parquet holding the same documents, at all workers and at 1 worker;  (3) the old
-    approach: read 1M-character chunks, encode_ordinary, extend a list, np.array at the end;
+    thread, encode_to_numpy, a call per document;  (1b) the same, a call per ~1M characters of
+    documents joined by <|endoftext|> (as prepare.py encodes);  (2) prepare.py end to end (wall
+    time of the command, startup included), on txt and on parquet holding the same documents, at all workers and at 1
+    worker;  (3) the old approach (on at most --old-mb of the input: it keeps every token in
+    a Python list): read 1M-character chunks, encode_ordinary, extend a list, np.array at the end;
     (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into a
-    preallocated uint16 buffer. Prints tokens/s and the ratio to (1).
+    preallocated uint16 buffer. Prints the best tokens/s of each, and its ratio to (1) taken
+    within each round (the machine's speed drifts), median over rounds; and prepare.py's
+    fixed startup cost, measured on a one-document input.
 """
 import argparse
 import multiprocessing as mp
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -38,15 +43,28 @@ def load_docs(path, mb):
     return [d for d in re.split(r"\s*(?:<\|endoftext\|>\s*)+", text) if d][:-1]  # the last may be cut off
 
 
-def ceiling(docs, base):
-    """All cores, one Encoding per thread, encode_to_numpy, documents in memory."""
+def ceiling(docs, base, joined=False):
+    """All cores, one Encoding per thread, encode_to_numpy, documents in memory: one call per
+    document, or (joined) one call per ~1M characters of documents joined by <|endoftext|>."""
     counts = [0] * CORES
+    if joined:
+        texts, n = [[]], 0
+        for d in docs:
+            texts[-1].append(d)
+            n += len(d)
+            if n >= 1 << 20:
+                texts.append([])
+                n = 0
+        docs = ["<|endoftext|>".join(t) + "<|endoftext|>" for t in texts if t]
 
     def work(k):
         enc = tiktoken.Encoding(base.name, pat_str=base._pat_str,
                                 mergeable_ranks=base._mergeable_ranks, special_tokens=base._special_tokens)
         for d in docs[k::CORES]:
-            counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
+            if joined:
+                counts[k] += len(enc.encode_to_numpy(d, allowed_special={"<|endoftext|>"}))
+            else:
+                counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
     threads = [threading.Thread(target=work, args=(k,)) for k in range(CORES)]
     t = time.perf_counter()
     for th in threads:
@@ -97,12 +115,21 @@ def pool_approach(docs):
     return n, time.perf_counter() - t
 
 
+def startup(workdir):
+    """prepare.py's fixed cost: a whole run on a one-document input."""
+    path = os.path.join(workdir, "one_document.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("A short document." + corpus.EOT_LAYOUT)
+    return ours(path, os.path.join(workdir, "o_one"), CORES)[1]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--input", help="a txt file in train_fineweb.txt layout (default: generated)")
     p.add_argument("--mb", type=int, default=200, help="MB of text to use")
+    p.add_argument("--old-mb", type=int, default=200, help="MB for (3), which keeps all tokens in a list")
     p.add_argument("--workdir", default="/tmp/prepare-bench")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; best of each")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     src = a.input or os.path.join(a.workdir, f"corpus_{a.mb}MB.txt")
@@ -118,30 +145,30 @@ def main():
     print(f"input: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.0f}M characters, {CORES} cores")
 
     base = tiktoken.get_encoding("gpt2")
-    runs = {
-        "(1) ceiling: tiktoken, threads, own Encoding each": lambda: ceiling(docs, base),
-        "(2) prepare.py txt, all workers": lambda: ours(txt, os.path.join(a.workdir, "o_txt"), CORES),
-        "(2) prepare.py parquet, all workers": lambda: ours(parquet, os.path.join(a.workdir, "o_pq"), CORES),
-        "(2) prepare.py txt, 1 worker": lambda: ours(txt, os.path.join(a.workdir, "o_txt1"), 1),
-        "(3) old: 1M-char chunks into a list": lambda: old_approach(txt, a.mb),
-        "(4) Pool.imap(chunksize=16) into uint16": lambda: pool_approach(docs),
+    runs = {  # key: (label, run)
+        "ceiling": ("(1) ceiling: threads, own Encoding, call per doc", lambda: ceiling(docs, base)),
+        "joined": ("(1b) ceiling, documents joined, ~1M chars a call", lambda: ceiling(docs, base, True)),
+        "txt": ("(2) prepare.py txt, all workers", lambda: ours(txt, f"{a.workdir}/o_txt", CORES)),
+        "parquet": ("(2) prepare.py parquet, all workers", lambda: ours(parquet, f"{a.workdir}/o_pq", CORES)),
+        "txt1": ("(2) prepare.py txt, 1 worker", lambda: ours(txt, f"{a.workdir}/o_txt1", 1)),
+        "old": ("(3) old: 1M-char chunks into a list", lambda: old_approach(txt, min(a.old_mb, a.mb))),
+        "pool": ("(4) Pool.imap(chunksize=16) into uint16", lambda: pool_approach(docs)),
     }
-    best = {}
-    for round_ in range(a.rounds):  # interleaved rounds, best of each: the machine is noisy
-        for name, fn in runs.items():
-            tokens, seconds = fn()
-            best[name] = min(best.get(name, (0, float("inf"))), (tokens, seconds), key=lambda x: x[1])
-        print(f"round {round_ + 1} of {a.rounds} done", flush=True)
-    rows = list(best.items())
-    top = rows[0][1][0] / rows[0][1][1]
-    for name, (tokens, seconds) in rows:
-        rate = tokens / seconds
-        print(f"{name:<52} {tokens:>12,} tokens {seconds:7.2f}s {rate / 1e6:6.2f}M tok/s  {rate / top:5.2f}x ceiling")
-    r = {name: tokens / seconds for name, (tokens, seconds) in rows}
-    ours_all = r["(2) prepare.py txt, all workers"]
-    print(f"scaling 1 -> {CORES} workers: {ours_all / r['(2) prepare.py txt, 1 worker']:.2f}x; "
-          f"ours / old: {ours_all / r['(3) old: 1M-char chunks into a list']:.2f}x; "
-          f"ours / Pool: {ours_all / r['(4) Pool.imap(chunksize=16) into uint16']:.2f}x")
+    rates, fixed = {key: [] for key in runs}, []
+    for round_ in range(a.rounds):  # interleaved rounds: the machine's speed drifts by minutes
+        fixed.append(startup(a.workdir))
+        for key, (label, run) in runs.items():
+            tokens, seconds = run()
+            rates[key].append(tokens / seconds)
+            print(f"  round {round_ + 1}: {label:<52} {tokens:>12,} tokens {seconds:7.2f}s", flush=True)
+    # each ratio is taken within a round, then the median over rounds
+    ratio = lambda x, y: statistics.median(p / q for p, q in zip(rates[x], rates[y]))
+    for key, (label, _) in runs.items():
+        print(f"{label:<52} best {max(rates[key]) / 1e6:6.2f}M tok/s   "
+              f"{ratio(key, 'ceiling'):5.2f}x (1)   {ratio(key, 'joined'):5.2f}x (1b)")
+    print(f"scaling 1 -> {CORES} workers: {ratio('txt', 'txt1'):.2f}x; ours / old: "
+          f"{ratio('txt', 'old'):.2f}x; ours / Pool: {ratio('txt', 'pool'):.2f}x")
+    print(f"prepare.py startup (a one-document run): {statistics.median(fixed):.2f}s, included above")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ side by side in one run on the same input (a benchmark, run by hand).
     python bench/throughput.py --input train_fineweb.txt --mb 1000
 
 (1) ceiling: bare tiktoken on all cores over documents already in memory, one Encoding per
-    thread, encode_to_numpy, a call per document;  (1b) the same, a call per ~1M characters of
+    thread, encode_to_numpy, a call per document (and with 1 thread, for the tokenizer's own
+    scaling);  (1b) the same, a call per ~1M characters of
     documents joined by <|endoftext|> (as prepare.py encodes);  (2) prepare.py end to end (wall
     time of the command, startup included), on txt and on parquet holding the same documents, at all workers and at 1
     worker;  (3) the old approach (on at most --old-mb of the input: it keeps every token in
     a Python list): read 1M-character chunks, encode_ordinary, extend a list, np.array at the end;
     (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into a
     preallocated uint16 buffer. Prints the best tokens/s of each, and its ratio to (1) taken
-    within each round (the machine's speed drifts), median over rounds; and prepare.py's
+    within each round (the machine's speed drifts; every other round runs in reverse order),
+    median over rounds; and prepare.py's
     fixed startup cost, measured on a one-document input.
 """
 import argparse
@@ -43,10 +45,10 @@ def load_docs(path, mb):
     return [d for d in re.split(r"\s*(?:<\|endoftext\|>\s*)+", text) if d][:-1]  # the last may be cut off
 
 
-def ceiling(docs, base, joined=False):
-    """All cores, one Encoding per thread, encode_to_numpy, documents in memory: one call per
-    document, or (joined) one call per ~1M characters of documents joined by <|endoftext|>."""
-    counts = [0] * CORES
+def ceiling(docs, base, joined=False, threads=CORES):
+    """All cores (or threads), one Encoding per thread, encode_to_numpy, documents in memory: one
+    call per document, or (joined) one call per ~1M characters of documents joined by the marker."""
+    counts = [0] * threads
     if joined:
         texts, n = [[]], 0
         for d in docs:
@@ -60,16 +62,16 @@ def ceiling(docs, base, joined=False):
     def work(k):
         enc = tiktoken.Encoding(base.name, pat_str=base._pat_str,
                                 mergeable_ranks=base._mergeable_ranks, special_tokens=base._special_tokens)
-        for d in docs[k::CORES]:
+        for d in docs[k::threads]:
             if joined:
                 counts[k] += len(enc.encode_to_numpy(d, allowed_special={"<|endoftext|>"}))
             else:
                 counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(CORES)]
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
     t = time.perf_counter()
-    for th in threads:
+    for th in pool:
         th.start()
-    for th in threads:
+    for th in pool:
         th.join()
     return sum(counts), time.perf_counter() - t
 
@@ -148,6 +150,7 @@ def main():
     runs = {  # key: (label, run)
         "ceiling": ("(1) ceiling: threads, own Encoding, call per doc", lambda: ceiling(docs, base)),
         "joined": ("(1b) ceiling, documents joined, ~1M chars a call", lambda: ceiling(docs, base, True)),
+        "ceiling1": ("(1) ceiling with 1 thread", lambda: ceiling(docs, base, threads=1)),
         "txt": ("(2) prepare.py txt, all workers", lambda: ours(txt, f"{a.workdir}/o_txt", CORES)),
         "parquet": ("(2) prepare.py parquet, all workers", lambda: ours(parquet, f"{a.workdir}/o_pq", CORES)),
         "txt1": ("(2) prepare.py txt, 1 worker", lambda: ours(txt, f"{a.workdir}/o_txt1", 1)),
@@ -155,9 +158,9 @@ def main():
         "pool": ("(4) Pool.imap(chunksize=16) into uint16", lambda: pool_approach(docs)),
     }
     rates, fixed = {key: [] for key in runs}, []
-    for round_ in range(a.rounds):  # interleaved rounds: the machine's speed drifts by minutes
-        fixed.append(startup(a.workdir))
-        for key, (label, run) in runs.items():
+    for round_ in range(a.rounds):  # interleaved rounds: the machine's speed drifts by minutes,
+        fixed.append(startup(a.workdir))  # so every other round runs in reverse order
+        for key, (label, run) in list(runs.items())[::-1 if round_ % 2 else 1]:
             tokens, seconds = run()
             rates[key].append(tokens / seconds)
             print(f"  round {round_ + 1}: {label:<52} {tokens:>12,} tokens {seconds:7.2f}s", flush=True)
@@ -166,7 +169,8 @@ def main():
     for key, (label, _) in runs.items():
         print(f"{label:<52} best {max(rates[key]) / 1e6:6.2f}M tok/s   "
               f"{ratio(key, 'ceiling'):5.2f}x (1)   {ratio(key, 'joined'):5.2f}x (1b)")
-    print(f"scaling 1 -> {CORES} workers: {ratio('txt', 'txt1'):.2f}x; ours / old: "
+    print(f"scaling 1 -> {CORES} workers: {ratio('txt', 'txt1'):.2f}x (bare tiktoken 1 -> {CORES} "
+          f"threads: {ratio('ceiling', 'ceiling1'):.2f}x); ours / old: "
           f"{ratio('txt', 'old'):.2f}x; ours / Pool: {ratio('txt', 'pool'):.2f}x")
     print(f"prepare.py startup (a one-document run): {statistics.median(fixed):.2f}s, included above")
 

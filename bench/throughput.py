@@ -5,17 +5,17 @@ side by side in one run on the same input (a benchmark, run by hand).
     python bench/throughput.py --input train_fineweb.txt --mb 1000
 
 (1) ceiling: bare tiktoken on all cores over documents already in memory, one Encoding per
-    thread, encode_to_numpy, a call per document (and with 1 thread, for the tokenizer's own
-    scaling);  (1b) the same, a call per ~1M characters of
-    documents joined by <|endoftext|> (as prepare.py encodes);  (2) prepare.py end to end (wall
-    time of the command, startup included), on txt and on parquet holding the same documents, at all workers and at 1
-    worker;  (3) the old approach (on at most --old-mb of the input: it keeps every token in
-    a Python list): read 1M-character chunks, encode_ordinary, extend a list, np.array at the end;
-    (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into a
-    preallocated uint16 buffer. Prints the best tokens/s of each, and its ratio to (1) taken
-    within each round (the machine's speed drifts; every other round runs in reverse order),
-    median over rounds; and prepare.py's
-    fixed startup cost, measured on a one-document input.
+    thread, encode_to_numpy, a call per document; and with 1 thread, for the tokenizer's own
+    scaling;  (1b) the same, a call per ~1M characters of documents joined by <|endoftext|>
+    (as prepare.py encodes);  (2) prepare.py end to end (wall time of the command, startup
+    included), on txt and on parquet holding the same documents, at all workers and at 1
+    worker;  (3) the old approach (on at most --old-mb of the input: it keeps every token in a
+    Python list): read 1M-character chunks, encode_ordinary, extend a list, np.array at the
+    end;  (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into
+    a preallocated uint16 buffer.
+Prints the best tokens/s of each and its ratios to (1) and (1b), each taken within a round
+(the machine's speed drifts by minutes; every other round runs in reverse order), median over
+rounds; and prepare.py's fixed startup cost, measured on a one-document input.
 """
 import argparse
 import multiprocessing as mp

@@ -50,7 +50,7 @@ except ImportError as e:
 CHUNK_CHARS = 1 << 20          # characters of text in one unit of work (--chunk-size)
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
-PARQUET_BATCH_ROWS = 1024      # parquet rows turned into Python strings at a time
+PARQUET_BATCH_ROWS = 256       # parquet rows turned into Python strings at a time
 IN_FLIGHT_PER_WORKER = 3       # units of work queued per worker (bounds memory)
 PIPE_BYTES = 1 << 20           # the reader process's pipe (Linux's default limit for a user)
 CHECKPOINT_SECONDS = 30.0      # how much work a kill can cost at most (--checkpoint-seconds)
@@ -250,19 +250,26 @@ class Cutter:
             st["docs"][split] += 1
         st.update(in_doc=False, piece_len=0, new_unit=True)
 
-    def add_document(self, text):
-        """A whole document: add(text, final=True) then end_document(), faster when it is
-        one piece (PIECE_CHARS or shorter: no cut can fall inside it)."""
+    def add_documents(self, texts):
+        """Whole documents: for each, add(text, final=True) then end_document(). In bulk when no
+        document is open and none is empty or longer than PIECE_CHARS (then no cut can fall
+        inside one): the documents up to each val one go to train as they are."""
         st = self.st
-        if st["in_doc"] or len(text) > PIECE_CHARS:
-            self.add(text, final=True)
-            self.end_document()
-        elif text:
-            st["unit"] += 1
-            split = self.split()
-            self.segments.append((text, True, split))
-            self.chars += len(text)
-            st["docs"][split] += 1
+        if st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > PIECE_CHARS:
+            for text in texts:
+                self.add(text, final=True)
+                self.end_document()
+            return
+        first_unit, i = st["unit"] + 1, 0  # texts[k] is unit first_unit + k
+        while i < len(texts):
+            n = next((k for k in range(i, len(texts)) if is_val(first_unit + k, self.val_fraction)),
+                     len(texts))  # texts[n], if any, goes to val
+            for split, docs in ((TRAIN, texts[i:n]), (VAL, texts[n:n + 1])):
+                self.segments += zip(docs, itertools.repeat(True), itertools.repeat(split))
+                self.chars += sum(map(len, docs))
+                st["docs"][split] += len(docs)
+            i = n + 1
+        st["unit"] += len(texts)
 
     def take(self, fix_bad_bytes=False):
         """The segments so far, with a copy of the state at the end of them."""
@@ -319,9 +326,8 @@ def add_text(cut, buf, eof):
     last = buf.rfind(MARKER)
     if last >= 0:
         first, *rest = buf[:last].split(MARKER)
-        cut.add_document(first.rstrip())  # (it may continue a document begun in earlier text)
-        for doc in filter(None, map(str.strip, rest)):  # (empty between markers of a run)
-            cut.add_document(doc)
+        cut.add_documents([first.rstrip()])  # (it may continue a document begun in earlier text)
+        cut.add_documents([doc for doc in map(str.strip, rest) if doc])  # (empty between markers)
         end, settled = boundary_end(buf, last, eof)
         if not settled:
             return last
@@ -369,14 +375,13 @@ def read_parquet(inp, cut, opts):
         for g in range(group, pf.num_row_groups):  # (iter_batches holds on to what it read)
             column = pf.read_row_group(g, columns=[opts.text_column]).column(0)
             for lo in range(skip, len(column), PARQUET_BATCH_ROWS):
-                for text in column.slice(lo, PARQUET_BATCH_ROWS).to_pylist():
-                    if text:
-                        cut.add_document(text)
-                    else:
-                        st["empty_rows"] += 1
-                    st["offset"] += 1
-                    if cut.chars >= opts.chunk_size:
-                        yield cut.take()
+                rows = column.slice(lo, PARQUET_BATCH_ROWS).to_pylist()
+                texts = [text for text in rows if text]
+                cut.add_documents(texts)
+                st["empty_rows"] += len(rows) - len(texts)
+                st["offset"] += len(rows)
+                if cut.chars >= opts.chunk_size:
+                    yield cut.take()
             skip = 0
     except (OSError, pa.ArrowException) as e:
         if not opts.skip_bad_files:

@@ -3,8 +3,9 @@
     python bench/memory.py                   # ~100 MB and ~1 GB txt, default settings
     python bench/memory.py --sizes 100 1000 --format parquet --workdir /tmp/bench
 
-Prints each run's peak memory (PSS of the script and its reader process, sampled) and the ratio large/small. Target: <= 256 MiB
-at default settings and a ratio <= 1.10: memory must not grow with the input.
+Prints each run's peak memory (PSS of the script and its reader process, sampled) and the
+ratio large/small. Target: <= 256 MiB at default settings and a ratio <= 1.10: memory must not
+grow with the input.
 """
 import argparse
 import os

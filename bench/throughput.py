@@ -77,7 +77,7 @@ def ceiling(docs, base, joined=False, threads=CORES):
 
 
 def ours(path, out, workers):
-    """Wall time of the whole command (startup, ~0.9 s, included)."""
+    """Wall time of the whole command, startup included (startup() measures that alone)."""
     t = time.perf_counter()
     r = subprocess.run([sys.executable, SCRIPT, "--input", path, "--out-dir", out, "--restart",
                         "--workers", str(workers)], capture_output=True, text=True)

@@ -24,7 +24,7 @@ SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 def peak_rss_mib(args, interval=0.05):
     """Runs prepare.py; returns (peak memory of the whole process tree in MiB, exit code,
-    stderr). The tree is the script and its forked reader, which share many pages: each
+    stderr). The tree is the script and its reader process, which share some pages: each
     process counts its proportional share (PSS), so the sum is the memory they really take."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err)

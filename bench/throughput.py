@@ -36,7 +36,10 @@ import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
-CORES = len(os.sched_getaffinity(0))
+sys.path.insert(0, os.path.dirname(SCRIPT))
+from prepare import usable_cpus  # noqa: E402
+
+CORES = usable_cpus()
 
 
 def load_docs(path, mb):
@@ -76,10 +79,10 @@ def ceiling(docs, base, joined=False, threads=CORES):
     return sum(counts), time.perf_counter() - t
 
 
-def ours(path, out, workers):
+def ours(path, out, workers, script=SCRIPT):
     """Wall time of the whole command, startup included (startup() measures that alone)."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, SCRIPT, "--input", path, "--out-dir", out, "--restart",
+    r = subprocess.run([sys.executable, script, "--input", path, "--out-dir", out, "--restart",
                         "--workers", str(workers)], capture_output=True, text=True)
     seconds = time.perf_counter() - t
     if r.returncode:
@@ -132,6 +135,7 @@ def main():
     p.add_argument("--old-mb", type=int, default=200, help="MB for (3), which keeps all tokens in a list")
     p.add_argument("--workdir", default="/tmp/prepare-bench")
     p.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    p.add_argument("--baseline", help="another prepare.py (say, an older commit's) to run beside this one")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     src = a.input or os.path.join(a.workdir, f"corpus_{a.mb}MB.txt")
@@ -157,6 +161,9 @@ def main():
         "old": ("(3) old: 1M-char chunks into a list", lambda: old_approach(txt, min(a.old_mb, a.mb))),
         "pool": ("(4) Pool.imap(chunksize=16) into uint16", lambda: pool_approach(docs)),
     }
+    if a.baseline:
+        runs["base"] = ("(5) --baseline prepare.py txt, all workers",
+                        lambda: ours(txt, f"{a.workdir}/o_base", CORES, a.baseline))
     rates, fixed = {key: [] for key in runs}, []
     for round_ in range(a.rounds):  # interleaved rounds: the machine's speed drifts by minutes,
         fixed.append(startup(a.workdir))  # so every other round runs in reverse order
@@ -172,6 +179,8 @@ def main():
     print(f"scaling 1 -> {CORES} workers: {ratio('txt', 'txt1'):.2f}x (bare tiktoken 1 -> {CORES} "
           f"threads: {ratio('ceiling', 'ceiling1'):.2f}x); ours / old: "
           f"{ratio('txt', 'old'):.2f}x; ours / Pool: {ratio('txt', 'pool'):.2f}x")
+    if a.baseline:
+        print(f"this prepare.py / --baseline, txt: {ratio('txt', 'base'):.3f}x (median of rounds)")
     print(f"prepare.py startup (a one-document run): {statistics.median(fixed):.2f}s, included above")
 
 

@@ -1,9 +1,12 @@
 """Shared test tools: the product as a module and as a command, and independent references."""
-import importlib.util
+import hashlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -13,9 +16,9 @@ import tiktoken
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "data", "fineweb", "prepare.py")
 
-_spec = importlib.util.spec_from_file_location("prepare", SCRIPT)
-prepare = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prepare)
+# The product as a module, importable by name, as the reader processes it spawns import it.
+sys.path.insert(0, os.path.dirname(SCRIPT))
+import prepare  # noqa: E402
 
 GPT2 = tiktoken.get_encoding("gpt2")
 EOT = GPT2.eot_token
@@ -78,3 +81,53 @@ def assert_user_error(result, *words):
     assert "Traceback" not in result.stderr, result.stderr
     for w in words:
         assert w in result.stderr, (w, result.stderr)
+
+
+# --- real runs, stopped and resumed ------------------------------------------------------------
+
+FAST_CHECKPOINTS = ["--chunk-size", "20000", "--checkpoint-seconds", "0"]
+
+
+def digest(out):
+    files = {}
+    for name in ("train.bin", "val.bin"):
+        with open(os.path.join(out, name), "rb") as f:
+            files[name] = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    files["counts"] = [summary[s][k] for s in ("train", "val") for k in ("tokens", "documents")]
+    return files
+
+
+def start(*args, env=None):
+    """Starts the real command; returns the Popen (text output)."""
+    return subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+
+
+def checkpoint(out):
+    try:
+        with open(os.path.join(out, "prepare.checkpoint.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_progress(out, proc, timeout=60, pause=False):
+    """Waits until the run has checkpointed some progress; pause: then SIGSTOP it, so that
+    it cannot finish before the test's next step (SIGCONT lets it go on)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        cp = checkpoint(out)
+        if cp and (cp["tokens"][0] > 0 or cp["file"] > 0):
+            if pause:
+                proc.send_signal(signal.SIGSTOP)
+            return cp
+        time.sleep(0.02)
+    raise AssertionError("the run made no checkpointed progress")
+
+
+def interrupt(proc, sig):
+    """Sends sig to a paused run and lets it go on to handle it."""
+    proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)

@@ -1,65 +1,15 @@
 """Stopping and resuming, with real signals to a real process."""
-import hashlib
-import json
 import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 import corpus
-from helpers import SCRIPT, assert_user_error, run
-
-FAST_CHECKPOINTS = ["--chunk-size", "20000", "--checkpoint-seconds", "0"]
-
-
-def digest(out):
-    files = {}
-    for name in ("train.bin", "val.bin"):
-        with open(os.path.join(out, name), "rb") as f:
-            files[name] = hashlib.sha256(f.read()).hexdigest()
-    with open(os.path.join(out, "summary.json")) as f:
-        summary = json.load(f)
-    files["counts"] = [summary[s][k] for s in ("train", "val") for k in ("tokens", "documents")]
-    return files
-
-
-def start(*args, env=None):
-    return subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
-
-
-def checkpoint(out):
-    try:
-        with open(os.path.join(out, "prepare.checkpoint.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def wait_for_progress(out, proc, timeout=60, pause=False):
-    """Waits until the run has checkpointed some progress; pause: then SIGSTOP it, so that
-    it cannot finish before the test's next step (SIGCONT lets it go on)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        cp = checkpoint(out)
-        if cp and (cp["tokens"][0] > 0 or cp["file"] > 0):
-            if pause:
-                proc.send_signal(signal.SIGSTOP)
-            return cp
-        time.sleep(0.02)
-    raise AssertionError("the run made no checkpointed progress")
-
-
-def interrupt(proc, sig):
-    """Sends sig to a paused run and lets it go on to handle it."""
-    proc.send_signal(sig)
-    proc.send_signal(signal.SIGCONT)
-
+from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, run, start,
+                     wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):

@@ -6,7 +6,8 @@ Turns local FineWeb text (.txt or .parquet) into nanoGPT's train.bin and val.bin
 
 Streams the input in bounded memory, writes tokens to disk as they are made, and can be
 stopped at any moment (Ctrl-C, kill, crash): running the same command again continues and
-ends with the same bytes an uninterrupted run writes. Needs numpy, tiktoken, tqdm, pyarrow.
+ends with the same bytes an uninterrupted run writes. Runs on Linux, macOS and Windows with
+Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below).
 
 The output, exactly:
 - parquet: every row with non-empty text is a document: encode_ordinary(text) + [EOT].
@@ -18,9 +19,14 @@ The output, exactly:
 - train/val: whole documents (pieces of ~1M characters for longer ones), chosen by position.
 - train.bin / val.bin: flat native-endian uint16 (uint32 when the vocabulary needs it).
 """
+import sys
+
+if sys.version_info < (3, 9):
+    sys.exit(f"error: this script needs Python 3.9 or newer, and this is Python "
+             f"{sys.version.split()[0]}; run it with a newer python")
+
 import argparse
 import errno
-import fcntl
 import glob
 import itertools
 import json
@@ -29,12 +35,11 @@ import multiprocessing
 import os
 import re
 import signal
-import sys
 import threading
 import time
-import warnings
 from collections import deque, namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
 
 try:
     import numpy as np
@@ -43,7 +48,16 @@ try:
     import tiktoken
     from tqdm import tqdm
 except ImportError as e:
-    sys.exit(f"error: {e.name} is not installed; run: pip install numpy tiktoken tqdm pyarrow")
+    sys.exit(f"error: {e.name or e} is not installed or does not load; run: pip install -U "
+             "numpy tiktoken tqdm pyarrow")
+try:  # POSIX only: each use below has its fallback
+    import fcntl
+except ImportError:
+    fcntl = None
+try:  # Windows only
+    import msvcrt
+except ImportError:
+    msvcrt = None
 
 # -----------------------------------------------------------------------------
 # the important numbers
@@ -53,6 +67,7 @@ MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find 
 PARQUET_BATCH_ROWS = 256       # parquet rows turned into Python strings at a time
 IN_FLIGHT_PER_WORKER = 3       # units of work queued per worker (bounds memory)
 PIPE_BYTES = 1 << 20           # the reader process's pipe (Linux's default limit for a user)
+SMALL_INPUT = 1 << 20          # input this small is read in this process: starting one costs ~0.3 s
 CHECKPOINT_SECONDS = 30.0      # how much work a kill can cost at most (--checkpoint-seconds)
 VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
@@ -64,6 +79,8 @@ SPLITS = ("train", "val")
 LOCK, CHECKPOINT, SUMMARY = ".prepare.lock", "prepare.checkpoint.json", "summary.json"
 OUTPUT_FILES = [f"{s}.bin" for s in SPLITS] + [f"{s}.bin.partial" for s in SPLITS] + [CHECKPOINT, SUMMARY]
 CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the Nth checkpoint
+# the oldest versions supported (and tested: tests/test_platforms.py builds an environment with them)
+MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.60.0")
 
 
 class UserError(Exception):
@@ -200,8 +217,8 @@ class Cutter:
     train/val piece starts at the first safe cut at or after every PIECE_CHARS characters of a
     document, wherever the chunks fall, so the split never depends on --chunk-size."""
 
-    def __init__(self, state, chunk, val_fraction):
-        self.st, self.chunk, self.val_fraction = state, chunk, val_fraction
+    def __init__(self, state, chunk, val_fraction, piece_chars):
+        self.st, self.chunk, self.val_fraction, self.piece_chars = state, chunk, val_fraction, piece_chars
         self.segments, self.chars = [], 0
 
     def split(self):
@@ -222,7 +239,7 @@ class Cutter:
         emitted for sure, cut near the chunk size to bound memory. Returns characters used."""
         st, i = self.st, 0
         while True:
-            piece_at = i + PIECE_CHARS - st["piece_len"]
+            piece_at = i + self.piece_chars - st["piece_len"]
             if not final and piece_at > i + self.chunk:
                 cut = find_cut(s, i + self.chunk) if len(s) - i > self.chunk else None
                 if cut is None:
@@ -255,7 +272,7 @@ class Cutter:
         document is open and none is empty or longer than PIECE_CHARS (then no cut can fall
         inside one): the documents up to each val one go to train as they are."""
         st = self.st
-        if st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > PIECE_CHARS:
+        if st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > self.piece_chars:
             for text in texts:
                 self.add(text, final=True)
                 self.end_document()
@@ -398,7 +415,7 @@ def read_parquet(inp, cut, opts):
 
 def read_units(inputs, state, opts):
     """All units of work, in input order, from the position in state on."""
-    cut = Cutter(state, opts.chunk_size, opts.val_fraction)
+    cut = Cutter(state, opts.chunk_size, opts.val_fraction, opts.piece_chars)
     while state["file"] < len(inputs):
         inp = inputs[state["file"]]
         if inp.bad:
@@ -409,13 +426,11 @@ def read_units(inputs, state, opts):
             yield from (read_txt if inp.kind == "txt" else read_parquet)(inp, cut, opts)
 
 
-def reader_child(inputs, state, opts, conn, parent_end, parent_fds):
-    """The reader's process: sends each unit, then None (or the UserError that stopped it)."""
-    parent_end.close()   # so that when the parent dies, the next send fails and this ends too
-    for fd in parent_fds:  # the output folder's lock belongs to the parent alone
-        os.close(fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def reader_child(inputs, state, opts, conn):
+    """The reader's process: sends each unit, then None (or the UserError that stopped it).
+    When the parent dies, the next send fails and this ends too."""
+    for sig in STOP_SIGNALS:  # Ctrl-C reaches the whole process group (console on Windows):
+        signal.signal(sig, signal.SIG_IGN)  # the parent alone decides when to stop
     try:
         for unit in read_units(inputs, state, opts):
             conn.send(unit)
@@ -426,21 +441,20 @@ def reader_child(inputs, state, opts, conn, parent_end, parent_fds):
         pass  # the parent is gone
 
 
-def start_reader(inputs, state, opts, close_fds):
+def start_reader(inputs, state, opts):
     """read_units, run in a child process. A reader thread would hold the GIL that the encoding
-    threads need between calls: on 2 cores that made a whole run about 1.5x slower."""
-    ctx = multiprocessing.get_context("fork")
+    threads need between calls: on 2 cores that made a whole run about 1.5x slower. The child
+    is spawned (a fresh interpreter that imports this file), as macOS and Windows must: forking
+    a process that runs threads is unsafe, and the ~0.3 s spawn costs once per run."""
+    ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a unit in one write, not 64 KiB at a time
         try:
             fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:
             pass  # a lower /proc/sys/fs/pipe-max-size: the default pipe is slower, not wrong
-    with warnings.catch_warnings():  # Python 3.12+ warns of fork beside threads: the child only reads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        proc = ctx.Process(target=reader_child, daemon=True,
-                           args=(inputs, state, opts, send, recv, close_fds))
-        proc.start()
+    proc = ctx.Process(target=reader_child, daemon=True, args=(inputs, state, opts, send))
+    proc.start()
     send.close()
 
     def units():
@@ -491,6 +505,14 @@ def thread_encoding(enc):
     return _local.enc
 
 
+def encode_array(enc, text, allowed=()):
+    """Token ids of text as a uint32 array; special tokens' text is ordinary text, except the
+    allowed ones. tiktoken before 0.9 has no encode_to_numpy: a list, converted (slower)."""
+    if hasattr(enc, "encode_to_numpy"):
+        return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
+    return np.array(enc.encode(text, allowed_special=set(allowed), disallowed_special=()), dtype=np.uint32)
+
+
 def encode_unit(enc, segments, dtype):
     """Token ids of a unit's segments, as (train array, val array). Each run of segments going
     to the same split is encoded in one call, with the marker after each document allowed as
@@ -502,10 +524,10 @@ def encode_unit(enc, segments, dtype):
         run = list(run)
         text = "".join(t + MARKER if ends_doc else t for t, ends_doc, _ in run)
         if text.count(MARKER) == sum(ends_doc for _, ends_doc, _ in run):  # (no marker overlaps another)
-            parts[split].append(enc.encode_to_numpy(text, allowed_special={MARKER}, disallowed_special=()))
+            parts[split].append(encode_array(enc, text, {MARKER}))
             continue
         for t, ends_doc, _ in run:  # a document holds the marker as text: encode one by one
-            parts[split].append(enc.encode_to_numpy(t, disallowed_special=()))
+            parts[split].append(encode_array(enc, t))
             if ends_doc:
                 parts[split].append(np.array([enc.eot_token], dtype=np.uint32))
     return [np.concatenate(p).astype(dtype) if p else np.empty(0, dtype) for p in parts]
@@ -517,34 +539,52 @@ def encode_unit(enc, segments, dtype):
 def write_json(path, obj):
     """Replaces path atomically and durably."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    fsync_dir(os.path.dirname(path) or ".")
+
+
+def fsync_dir(path):
+    """Makes the renames in folder path durable, where a folder can be opened (not on Windows,
+    whose renames are durable without it)."""
     try:
-        os.fsync(dir_fd)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 def read_json(path):
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {path} ({e}); run with --restart to start over") from None
 
 
 def take_lock(out_dir):
-    """One run per output folder; the kernel drops the lock when the process dies."""
+    """One run per output folder: a lock that the OS drops when the process dies (flock on
+    Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file system that
+    refuses locks (some network file systems) gets a warning, not a stop."""
     fd = os.open(os.path.join(out_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise UserError(f"another prepare.py run is writing to {out_dir}; wait for it to "
-                        "finish (or stop it) before running again, or use another --out-dir") from None
+        if fcntl:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+            os.close(fd)
+            raise UserError(f"another prepare.py run is writing to {out_dir}; wait for it to finish "
+                            "(or stop it) before running again, or use another --out-dir") from None
+        print(f"warning: {out_dir} does not support file locks ({e.strerror}): make sure that no "
+              "other prepare.py run writes there at the same time", file=sys.stderr)
     return fd
 
 
@@ -615,7 +655,7 @@ class Output:
             os.fsync(f.fileno())
         self.checkpoints += 1
         if self.checkpoints == self.kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # (Windows: TerminateProcess)
         write_json(self.path(CHECKPOINT), state)
 
     def close(self):
@@ -683,12 +723,16 @@ def report(summary, out_dir):
             f"in part): {', '.join(summary['skipped_files'])}")
 
 
+# Ctrl-C everywhere, SIGTERM (kill, Slurm, systemd) where the OS sends it, Ctrl-Break on Windows
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+
+
 class StopRequest:
-    """Ctrl-C / SIGTERM: finish what is in flight, checkpoint, exit."""
+    """A stop signal: finish what is in flight, checkpoint, exit."""
 
     def __init__(self):
         self.signum = 0
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self.handle)
 
     def handle(self, signum, frame):
@@ -701,6 +745,7 @@ def prepare(args):
     if not 0 <= args.val_fraction <= 0.5:
         raise UserError("--val-fraction must be between 0 and 0.5")
     out_dir = args.out_dir
+    args.piece_chars = PIECE_CHARS  # (the reader process reads it here, not as its own global)
     inputs = open_inputs(args.input, out_dir, args.text_column, args.skip_bad_files)
     enc = load_encoding(args.encoding)
     dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
@@ -722,7 +767,7 @@ def prepare(args):
               "(add --restart to make them again)", file=sys.stderr)
         return 0
     if not state["done"]:
-        stopped = encode_all(args, inputs, enc, dtype, out, state, lock)
+        stopped = encode_all(args, inputs, enc, dtype, out, state)
         if stopped:
             return stopped
     if sum(state["tokens"]) == 0:
@@ -735,12 +780,15 @@ def prepare(args):
     return 0
 
 
-def encode_all(args, inputs, enc, dtype, out, state, lock):
+def encode_all(args, inputs, enc, dtype, out, state):
     """Reads (in a child process), encodes (in worker threads) and writes, in input order,
     checkpointing as it goes. Returns 0 when the input is used up, or the exit code when
     stopped by a signal."""
     stop = StopRequest()
-    units = start_reader(inputs, state, args, close_fds=[lock])
+    if sum(i.size for i in inputs) > SMALL_INPUT:
+        units = start_reader(inputs, state, args)
+    else:
+        units = read_units(inputs, json.loads(json.dumps(state)), args)  # (a copy: it reads ahead)
     total = sum(i.size for i in inputs)
     bar = tqdm(total=total, initial=progress_bytes(inputs, state), unit="B", unit_scale=True,
                unit_divisor=1024, desc="tokenizing", mininterval=1.0, smoothing=0.1)
@@ -847,7 +895,7 @@ def parse_args(argv):
     p.add_argument("--text-column", default="text", help="parquet column with the text (default text)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_CHARS,
                    help=f"characters per unit of work (default {CHUNK_CHARS}); output does not depend on it")
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+    p.add_argument("--workers", type=int, default=usable_cpus(),
                    help="encoding threads (default: all cores); output does not depend on it")
     p.add_argument("--checkpoint-seconds", type=float, default=CHECKPOINT_SECONDS,
                    help=f"seconds between checkpoints (default {CHECKPOINT_SECONDS:g})")
@@ -863,9 +911,39 @@ def parse_args(argv):
     return args
 
 
+def usable_cpus():
+    """The CPUs this process may use: os.process_cpu_count() (Python 3.13+), else its affinity
+    (Linux), else all of the machine's (macOS, Windows before 3.13)."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def version_tuple(v):
+    return tuple((list(map(int, re.findall(r"\d+", v))) + [0, 0, 0])[:3])
+
+
+def check_versions():
+    """Stops with one sentence when an installed package is older than MIN_VERSIONS."""
+    for name, least in MIN_VERSIONS.items():
+        try:
+            found = version(name)
+        except PackageNotFoundError:  # imported from outside pip's view: it loaded, so go on
+            continue
+        if version_tuple(found) < version_tuple(least):
+            raise UserError(f"{name} {found} is older than this script supports ({least} or newer); "
+                            f"run: pip install -U {name}")
+
+
 def main(argv=None):
+    for stream in (sys.stdout, sys.stderr):  # a path a console cannot show must not stop the run
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     try:
+        check_versions()
         return verify(args.out_dir) if args.verify else prepare(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

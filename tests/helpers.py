@@ -119,7 +119,7 @@ def wait_for_progress(out, proc, timeout=60, pause=False):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         cp = checkpoint(out)
-        if cp and (cp["tokens"][0] > 0 or cp["file"] > 0):
+        if cp and (cp["split"]["tokens"][0] > 0 or cp["next_unit"] > 0):
             if pause:
                 proc.send_signal(signal.SIGSTOP)
             return cp

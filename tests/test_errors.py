@@ -29,11 +29,13 @@ def test_missing_paths_empty_patterns_and_unsupported_types(tmp_path):
     assert_user_error(run("--input", str(tmp_path / "*.parquet"), "--out-dir", tmp_path / "o"),
                       "*.parquet", "no file matches")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.md").write_text("not an input")
     assert_user_error(run("--input", tmp_path / "empty", "--out-dir", tmp_path / "o"),
-                      "empty", ".parquet or .txt")
-    (tmp_path / "data.jsonl").write_text("{}")
-    assert_user_error(run("--input", tmp_path / "data.jsonl", "--out-dir", tmp_path / "o"),
-                      "data.jsonl", ".txt or .parquet")
+                      "empty", "holds no file this script reads", ".txt", ".jsonl", ".parquet", ".zst")
+    for name in ("data.csv", "data.parquet.gz", "data.txt.rar"):
+        (tmp_path / name).write_text("a,b")
+        assert_user_error(run("--input", tmp_path / name, "--out-dir", tmp_path / "o"),
+                          name, "not a file this script reads", ".txt", ".jsonl", ".json", ".parquet", ".gz")
     finished_nothing(tmp_path / "o")
 
 
@@ -85,7 +87,7 @@ def test_damaged_parquet_keeps_earlier_work_and_resumes(tmp_path):
     assert_user_error(r, "b.parquet", "damaged", "--skip-bad-files")
     finished_nothing(out)
     kept = json.loads((out / "prepare.checkpoint.json").read_text())
-    assert kept["file"] == 1 and kept["tokens"][0] >= len(flat(reference_docs(DOCS)))
+    assert kept["next_unit"] == 1 and kept["split"]["tokens"][0] >= len(flat(reference_docs(DOCS)))
     r = run(*args, "--skip-bad-files")
     assert r.returncode == 0, r.stderr
     assert "b.parquet" in r.stderr
@@ -208,7 +210,7 @@ def test_disk_full_midway_then_resume_after_freeing_space(tmp_path, mount_tmpfs)
     assert_user_error(r, "disk is full", "run the same command again")
     finished_nothing(disk / "out")
     kept = json.loads((disk / "out" / "prepare.checkpoint.json").read_text())
-    assert 0 < kept["tokens"][0] * 2 <= os.path.getsize(disk / "out" / "train.bin.partial")
+    assert 0 < kept["split"]["tokens"][0] * 2 <= os.path.getsize(disk / "out" / "train.bin.partial")
     subprocess.run(["mount", "-o", f"remount,size={size * 4}", str(disk)], check=True)
     r = run(*args, "--out-dir", disk / "out")
     assert r.returncode == 0, r.stderr

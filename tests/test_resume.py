@@ -46,7 +46,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_files(
         kills += 1
         assert not (out / "train.bin").exists(), "unfinished output sits where train.py reads"
         cp = checkpoint(out)
-        positions.append((cp["file"], cp["offset"]))
+        positions.append((cp["next_unit"], sum((cp["unit_state"] or {}).get(k, 0) for k in ("offset", "row"))))
     assert kills >= 2, "the run finished before it could be killed twice"
     assert positions == sorted(positions), "a resumed run went backwards"
     r = run(*args)
@@ -91,7 +91,7 @@ def test_kill_between_data_write_and_checkpoint(corpus_txt, uninterrupted, tmp_p
     assert r.returncode == -signal.SIGKILL
     cp = checkpoint(out)
     written = os.path.getsize(out / "train.bin.partial")
-    assert written > cp["tokens"][0] * 2, "the data after the checkpoint was not on disk"
+    assert written > cp["split"]["tokens"][0] * 2, "the data after the checkpoint was not on disk"
     r = run(*args)
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted
@@ -115,9 +115,9 @@ def test_changed_input_or_option_is_refused_and_nothing_written(corpus_txt, tmp_
     stopped_run(inputs, out)
     before = snapshot(out)
     r = run("--input", *inputs, "--out-dir", out, "--val-fraction", 0.2)
-    assert_user_error(r, "val_fraction", "--restart")
+    assert_user_error(r, "--val-fraction", "--restart")
     r = run("--input", *inputs, "--out-dir", out, "--encoding", "r50k_base")
-    assert_user_error(r, "encoding", "--restart")
+    assert_user_error(r, "--encoding", "--restart")
     r = run("--input", *inputs[:2], "--out-dir", out)
     assert_user_error(r, "input files", "--restart")
     copy = tmp_path / "a.txt"

@@ -1,23 +1,25 @@
 """
-Turns local FineWeb text (.txt or .parquet) into nanoGPT's train.bin and val.bin.
+Turns local pretraining text into the token files GPT trainers read: nanoGPT's train.bin and
+val.bin, llm.c / modded-nanogpt .bin shards (--format llmc), build-nanogpt .npy shards (--format npy).
 
     python data/fineweb/prepare.py --input train_fineweb.txt
-    python data/fineweb/prepare.py --input fineweb/*.parquet --workers 16
+    python data/fineweb/prepare.py --input fineweb/sample/10BT --format llmc --out-dir fineweb10B
 
 Streams the input in bounded memory, writes tokens to disk as they are made, and can be
 stopped at any moment (Ctrl-C, kill, crash): running the same command again continues and
-ends with the same bytes an uninterrupted run writes. Runs on Linux, macOS and Windows with
-Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below).
+ends with the same bytes an uninterrupted run writes. Several machines can share a run
+(--shard I/N on each, then --merge) and get the same bytes. Runs on Linux, macOS and Windows
+with Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below).
 
-The output, exactly:
-- parquet: every row with non-empty text is a document: encode_ordinary(text) + [EOT].
+The output, exactly (the README says more):
+- parquet rows and JSON Lines values: each non-empty text is a document.
 - txt: documents are separated by runs of the literal marker <|endoftext|> together with the
-  whitespace around them; each document becomes encode_ordinary(document) + [EOT]. A file
-  without markers is one document: encode_ordinary(whole file) + [EOT].
+  whitespace around them. A file without markers is one document.
+- a document's tokens are encode_ordinary(document) and one end-of-text token (EOT): after it
+  in train.bin/val.bin (nanoGPT), before it in the shard formats (llm.c and its family).
 - Long text is cut only where the tokenizer splits anyway (see find_cut), so the tokens equal
-  the one-shot encoding whatever --chunk-size and --workers are.
+  the one-shot encoding whatever --chunk-size, --workers, --readers and --shard are.
 - train/val: whole documents (pieces of ~1M characters for longer ones), chosen by position.
-- train.bin / val.bin: flat native-endian uint16 (uint32 when the vocabulary needs it).
 """
 import sys
 
@@ -26,20 +28,26 @@ if sys.version_info < (3, 9):
              f"{sys.version.split()[0]}; run it with a newer python")
 
 import argparse
+import bz2
 import errno
 import glob
+import gzip
 import itertools
 import json
+import lzma
 import math
 import multiprocessing
 import os
 import re
 import signal
+import struct
 import threading
 import time
+import zlib
 from collections import deque, namedtuple
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 from importlib.metadata import PackageNotFoundError, version
+from multiprocessing.connection import wait as wait_connections
 
 try:
     import numpy as np
@@ -61,23 +69,28 @@ except ImportError:
 
 # -----------------------------------------------------------------------------
 # the important numbers
-CHUNK_CHARS = 1 << 20          # characters of text in one unit of work (--chunk-size)
+CHUNK_CHARS = 1 << 20          # characters of text encoded in one call (--chunk-size)
+UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl file, or parquet
+                               # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
 PARQUET_BATCH_ROWS = 256       # parquet rows turned into Python strings at a time
-IN_FLIGHT_PER_WORKER = 3       # units of work queued per worker (bounds memory)
-PIPE_BYTES = 1 << 20           # the reader process's pipe (Linux's default limit for a user)
+IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
+CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
+PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
 SMALL_INPUT = 1 << 20          # input this small is read in this process: starting one costs ~0.3 s
 CHECKPOINT_SECONDS = 30.0      # how much work a kill can cost at most (--checkpoint-seconds)
-VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py
+VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py (the default for --format bin)
+VAL_TOKENS = 100_000_000       # llm.c's val shard: the first 100M tokens (the shard formats' default)
+SHARD_TOKENS = 100_000_000     # llm.c, modded-nanogpt and build-nanogpt shard size (--shard-tokens)
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
+MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 MARKER = "<|endoftext|>"       # the document separator in txt files
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN, VAL = 0, 1
 SPLITS = ("train", "val")
 # files in the output folder
-LOCK, CHECKPOINT, SUMMARY = ".prepare.lock", "prepare.checkpoint.json", "summary.json"
-OUTPUT_FILES = [f"{s}.bin" for s in SPLITS] + [f"{s}.bin.partial" for s in SPLITS] + [CHECKPOINT, SUMMARY]
+LOCK, CHECKPOINT, SUMMARY, PARTS = ".prepare.lock", "prepare.checkpoint.json", "summary.json", "parts"
 CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the Nth checkpoint
 # the oldest versions supported (and tested: tests/test_platforms.py builds an environment with them)
 MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.60.0")
@@ -87,21 +100,60 @@ class UserError(Exception):
     """A problem with the input or the machine, told to the user in one sentence."""
 
 
-# -----------------------------------------------------------------------------
-# inputs
+class DamagedInput(UserError):
+    """An input that breaks off (corrupt or cut short): --skip-bad-files leaves its rest out."""
 
-Input = namedtuple("Input", "path kind size mtime_ns rows bad")
+    def __str__(self):
+        return (f"{self.args[0]}; work done so far is kept: replace the file and run the same command "
+                "(with --restart if the file changed), or run it with --skip-bad-files to leave the rest out")
+
+
+# -----------------------------------------------------------------------------
+# inputs: which files, of which kind, and how each is opened
+
+# kind: the file endings it is read from (each may also end in a compression suffix, parquet not)
+KIND_SUFFIXES = {"txt": (".txt",), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet",)}
+# compression suffix -> (what it is called, the magic its files start with)
+COMPRESSIONS = {".gz": ("gzip", b"\x1f\x8b"), ".bz2": ("bzip2", b"BZh"), ".xz": ("xz", b"\xfd7zXZ\x00"),
+                ".zst": ("zstd", b"\x28\xb5\x2f\xfd"), ".lz4": ("lz4", b"\x04\x22\x4d\x18")}
+SUPPORTED = ".txt, .jsonl, .json, .ndjson (each also compressed: .gz, .bz2, .xz, .zst, .lz4), .parquet"
+
+Input = namedtuple("Input", "path kind compression size mtime_ns groups bad")
+
+
+def kind_of(path):
+    """(kind, compression suffix or ''), or None for a file this script does not read."""
+    name = path.lower()
+    comp = next((c for c in COMPRESSIONS if name.endswith(c)), "")
+    name = name[:len(name) - len(comp)]
+    for kind, suffixes in KIND_SUFFIXES.items():
+        if name.endswith(suffixes) and not (comp and kind == "parquet"):
+            return kind, comp
+    return None
+
+
+def files_in(folder, skip):
+    """The readable files under folder, at any depth, sorted by their path relative to it
+    (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...). Symlinks to files
+    are followed (the Hugging Face cache); hidden files and folders, and skip, are left out."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
+        rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
+        found += [(rel + [f], os.path.join(top, f)) for f in files
+                  if not f.startswith(".") and kind_of(f) and os.path.isfile(os.path.join(top, f))]
+    return [path for _, path in sorted(found)]
 
 
 def expand_inputs(patterns, out_dir):
-    """The input files, in the order given: folders give their .parquet/.txt files by name."""
-    paths = []
+    """The input files, in the order given: folders give their files (see files_in)."""
+    paths, own = [], os.path.realpath(out_dir)
     for p in patterns:
         if os.path.isdir(p):
-            found = sorted(f for f in os.listdir(p) if f.endswith((".parquet", ".txt")))
+            found = files_in(p, own)
             if not found:
-                raise UserError(f"{p}: the folder holds no .parquet or .txt files")
-            paths += [os.path.join(p, f) for f in found]
+                raise UserError(f"{p}: the folder holds no file this script reads (it reads {SUPPORTED})")
+            paths += found
         elif os.path.exists(p):
             paths.append(p)
         elif glob.has_magic(p):
@@ -111,28 +163,77 @@ def expand_inputs(patterns, out_dir):
             paths += found
         else:
             raise UserError(f"{p}: no such file or folder")
-    outputs = {os.path.realpath(os.path.join(out_dir, name)) for name in OUTPUT_FILES}
     for p in paths:
-        if os.path.realpath(p) in outputs:
+        if os.path.dirname(os.path.realpath(p)) == own and is_output_name(os.path.basename(p)):
             raise UserError(f"{p} is also where this run writes its output; "
                             "choose another --out-dir or input")
-        if not p.endswith((".parquet", ".txt")) or not os.path.isfile(p):
-            raise UserError(f"{p}: not a .txt or .parquet file (only those are read)")
+        if not kind_of(p) or not os.path.isfile(p):
+            raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
     return paths
 
 
-def parquet_rows(path, column, skip_bad):
-    """Rows in a parquet file, after checking from its footer that it has a text column;
-    None for an unreadable file that is to be skipped."""
+def open_stream(inp):
+    """The input's bytes as a binary stream (decompressed as it is read), and the file under it
+    (whose position counts compressed bytes)."""
+    raw = open(inp.path, "rb")
+    codec = COMPRESSIONS.get(inp.compression, ("",))[0]
+    if codec == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+    if codec == "bzip2":
+        return bz2.BZ2File(raw), raw
+    if codec == "xz":
+        return lzma.LZMAFile(raw), raw
+    if codec:  # zstd, lz4: pyarrow's codecs
+        return pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec), raw
+    return raw, raw
+
+
+STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, pa.ArrowException)
+
+
+def stream_error(inp, where, e):
+    what = f"the {COMPRESSIONS[inp.compression][0]} stream is damaged or cut short" if inp.compression \
+        else "it cannot be read"
+    return DamagedInput(f"{inp.path}: {what} {where} ({e})")
+
+
+def check_input(path, kind, comp, column):
+    """Refuses at once what cannot be read: a compressed file that is not what its name says,
+    a .json file that is one JSON array, a parquet file without a text column."""
+    if comp:
+        codec, magic = COMPRESSIONS[comp]
+        if codec in ("zstd", "lz4") and not pa.Codec.is_available(codec):
+            raise UserError(f"{path}: this pyarrow cannot read {codec}; run: pip install -U pyarrow")
+        with open(path, "rb") as f:
+            head = f.read(len(magic))
+        if head and head != magic:
+            raise UserError(f"{path} is not a {codec} file (it does not start as one); "
+                            f"rename it or compress it again")
+    if kind == "jsonl":
+        inp = Input(path, kind, comp, 0, 0, None, False)
+        stream, raw = open_stream(inp)
+        try:
+            with raw:
+                head = stream.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\r\n")
+        except STREAM_ERRORS as e:
+            raise stream_error(inp, "at its start", e) from None
+        if head.startswith(b"["):
+            raise UserError(f"{path} is one big JSON array, not JSON Lines (one object per line); "
+                            f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
+
+
+def parquet_groups(path, column, skip_bad):
+    """(rows, bytes of text) of each row group, after checking from the footer that the file has
+    a text column; None for an unreadable file that is to be skipped."""
     try:
-        pf = pq.ParquetFile(path)
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as e:
         if skip_bad:
             print(f"warning: skipping {path}: not a readable parquet file ({e})", file=sys.stderr)
             return None
         raise UserError(f"{path}: not a readable parquet file ({e}); replace it, or run with "
                         "--skip-bad-files to leave it out") from None
-    schema = pf.schema_arrow
     if column not in schema.names:
         raise UserError(f"{path} has no column '{column}' (its columns: {', '.join(schema.names)}); "
                         "name the text column with --text-column")
@@ -140,37 +241,74 @@ def parquet_rows(path, column, skip_bad):
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    return pf.metadata.num_rows
+    col = schema.get_field_index(column)
+    return [(meta.row_group(g).num_rows, meta.row_group(g).column(col).total_uncompressed_size)
+            for g in range(meta.num_row_groups)]
 
 
 def open_inputs(patterns, out_dir, column, skip_bad):
     inputs = []
     for path in expand_inputs(patterns, out_dir):
+        kind, comp = kind_of(path)
+        check_input(path, kind, comp, column)
+        groups = parquet_groups(path, column, skip_bad) if kind == "parquet" else None
         stat = os.stat(path)
-        kind = "parquet" if path.endswith(".parquet") else "txt"
-        rows = parquet_rows(path, column, skip_bad) if kind == "parquet" else 0
-        inputs.append(Input(os.path.abspath(path), kind, stat.st_size, stat.st_mtime_ns, rows or 0, rows is None))
+        inputs.append(Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns,
+                            groups, kind == "parquet" and groups is None))
     return inputs
 
 
-def progress_bytes(inputs, st):
-    """How many bytes of input the reader position st stands for (parquet: rows, pro rata)."""
-    done = sum(inp.size for inp in inputs[:st["file"]])
-    if st["file"] < len(inputs):
-        inp = inputs[st["file"]]
-        done += st["offset"] if inp.kind == "txt" else inp.size * st["offset"] // max(inp.rows, 1)
-    return done
+# -----------------------------------------------------------------------------
+# units of work: fixed by the inputs alone, never by how many readers, workers or machines run
+
+Unit = namedtuple("Unit", "file lo hi weight")   # weight: bytes of the input it stands for
+
+
+def byte_units(k, inp):
+    """UNIT_BYTES-long byte ranges of a file (a document belongs to the range it starts in, see
+    read_txt/read_jsonl); a compressed file is one unit, read from its start."""
+    if inp.compression or inp.size <= UNIT_BYTES:
+        return [Unit(k, 0, math.inf if inp.compression else inp.size, inp.size)]
+    return [Unit(k, lo, min(lo + UNIT_BYTES, inp.size), min(UNIT_BYTES, inp.size - lo))
+            for lo in range(0, inp.size, UNIT_BYTES)]
+
+
+def parquet_units(k, inp):
+    """Runs of row groups [lo, hi) holding about UNIT_BYTES of text; weight: rows, pro rata."""
+    units, lo, text, rows, total = [], 0, 0, 0, sum(r for r, _ in inp.groups) or 1
+    for g, (n, nbytes) in enumerate(inp.groups):
+        text += nbytes
+        if text >= UNIT_BYTES or g == len(inp.groups) - 1:
+            before, rows = rows, rows + sum(r for r, _ in inp.groups[lo:g + 1])
+            units.append(Unit(k, lo, g + 1, inp.size * rows // total - inp.size * before // total))
+            lo, text = g + 1, 0
+    return units
+
+
+def plan_units(inputs):
+    return [u for k, inp in enumerate(inputs) if not inp.bad for u in KINDS[inp.kind].units(k, inp)]
+
+
+def where(inputs, unit, st):
+    return f"{inputs[unit.file].path} at {position(inputs[unit.file], unit, st)}"
+
+
+def position(inp, unit, st):
+    """Where in its input a unit's position st is, for messages."""
+    if inp.kind == "parquet":
+        return f"row {parquet_first_row(inp, unit) + (st or {}).get('row', 0):,}"
+    return f"byte {(st or {}).get('offset', unit.lo):,}" + (" of its text" if inp.compression else "")
 
 
 # -----------------------------------------------------------------------------
-# documents: where text may be cut, and which split each piece goes to
+# documents: where text may be cut
 
 # A cut between a letter or digit and whitespace is a place where every tiktoken pattern
 # (gpt2/r50k, p50k, cl100k, o200k) ends one pre-token and starts the next, and no pattern looks
 # behind: the text on each side encodes to the same tokens alone as it does in the whole.
 SAFE_CUT = re.compile(r"[^\W_](?=\s)")
 WHITESPACE = re.compile(r"\s*")
-BAD_BYTE = re.compile("[\udc80-\udcff]")   # invalid UTF-8 bytes, as decoded by surrogateescape
+SURROGATE = re.compile("[\ud800-\udfff]")   # invalid UTF-8 bytes, as decoded by surrogateescape
 
 
 def find_cut(s, target):
@@ -199,39 +337,45 @@ def boundary_end(buf, k, eof):
     return j, eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
 
 
-def is_val(unit, val_fraction):
-    """Unit 1 and then every 1/val_fraction-th unit go to val, so two units give both splits.
-    A unit is a document, or a piece of a document longer than PIECE_CHARS."""
-    return unit >= 1 and math.ceil(unit * val_fraction) > math.ceil((unit - 1) * val_fraction)
+def boundary_start(buf, m):
+    """Where the boundary holding the marker at buf[m] begins: back over whitespace and markers."""
+    i = m
+    while True:
+        while i > 0 and buf[i - 1].isspace():
+            i -= 1
+        if i < len(MARKER) or not buf.startswith(MARKER, i - len(MARKER)):
+            return i
+        i -= len(MARKER)
 
 
-def new_state():
-    """The reader's position and everything counted up to it; saved in each checkpoint."""
-    return dict(file=0, offset=0, unit=-1, new_unit=True, in_doc=False, piece_len=0,
-                docs=[0, 0], tokens=[0, 0], empty_rows=0, forced_cuts=0, bad_bytes=0,
-                first_bad=None, skipped_files=[], seconds=0.0, done=False)
+def new_counts():
+    """What a chunk of reading counted, summed by the writer (in order, so first_bad is the first)."""
+    return dict(empty_rows=0, forced_cuts=0, bad_bytes=0, first_bad=None, skipped_files=[])
+
+
+def add_counts(total, counts):
+    for key in ("empty_rows", "forced_cuts", "bad_bytes"):
+        total[key] += counts[key]
+    total["first_bad"] = total["first_bad"] or counts["first_bad"]
+    total["skipped_files"] += [p for p in counts["skipped_files"] if p not in total["skipped_files"]]
 
 
 class Cutter:
-    """Turns documents into segments (text, ends_document, split) for the encoder. A new
-    train/val piece starts at the first safe cut at or after every PIECE_CHARS characters of a
-    document, wherever the chunks fall, so the split never depends on --chunk-size."""
+    """Turns a unit's documents into segments (text, ends_document, ends_piece) for the encoder.
+    A piece ends at the first safe cut at or after every PIECE_CHARS characters of a document,
+    wherever the chunks fall, so pieces never depend on --chunk-size; which split a piece goes to
+    is decided by the writer, which sees them in order. State in st (saved with each chunk):
+    in_doc (the current document has text) and piece_len (its characters since the last piece)."""
 
-    def __init__(self, state, chunk, val_fraction, piece_chars):
-        self.st, self.chunk, self.val_fraction, self.piece_chars = state, chunk, val_fraction, piece_chars
-        self.segments, self.chars = [], 0
+    def __init__(self, st, chunk, piece_chars):
+        self.st, self.chunk, self.piece_chars = st, chunk, piece_chars
+        self.segments, self.chars, self.counts, self.dirty = [], 0, new_counts(), False
 
-    def split(self):
-        return VAL if is_val(self.st["unit"], self.val_fraction) else TRAIN
-
-    def emit(self, text, forced=False):
-        st = self.st
-        st["forced_cuts"] += forced
-        if st["new_unit"]:
-            st["unit"], st["new_unit"] = st["unit"] + 1, False
-        st["in_doc"] = True
-        st["piece_len"] += len(text)
-        self.segments.append((text, False, self.split()))
+    def emit(self, text, ends_piece=False, forced=False):
+        self.counts["forced_cuts"] += forced
+        self.st["in_doc"] = True
+        self.st["piece_len"] = 0 if ends_piece else self.st["piece_len"] + len(text)
+        self.segments.append((text, False, ends_piece))
         self.chars += len(text)
 
     def add(self, s, final):
@@ -245,14 +389,14 @@ class Cutter:
                 if cut is None:
                     break
                 if cut[0] < piece_at:
-                    self.emit(s[i:cut[0]], cut[1])
+                    self.emit(s[i:cut[0]], forced=cut[1])
                     i = cut[0]
                     continue
             cut = find_cut(s, piece_at)
             if cut is None:
                 break
-            self.emit(s[i:cut[0]], cut[1])
-            i, st["piece_len"], st["new_unit"] = cut[0], 0, True
+            self.emit(s[i:cut[0]], ends_piece=True, forced=cut[1])
+            i = cut[0]
         if final and i < len(s):
             self.emit(s[i:])
             i = len(s)
@@ -260,45 +404,34 @@ class Cutter:
 
     def end_document(self):
         """Ends the document with one end-of-text token; a document with no text is skipped."""
-        st = self.st
-        if st["in_doc"]:
-            split = self.split()
-            self.segments.append(("", True, split))
-            st["docs"][split] += 1
-        st.update(in_doc=False, piece_len=0, new_unit=True)
+        if self.st["in_doc"]:
+            self.segments.append(("", True, True))
+        self.st.update(in_doc=False, piece_len=0)
 
     def add_documents(self, texts):
         """Whole documents: for each, add(text, final=True) then end_document(). In bulk when no
-        document is open and none is empty or longer than PIECE_CHARS (then no cut can fall
-        inside one): the documents up to each val one go to train as they are."""
-        st = self.st
-        if st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > self.piece_chars:
+        document is open and none is empty or longer than a piece (then no cut falls inside one)."""
+        if self.st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > self.piece_chars:
             for text in texts:
                 self.add(text, final=True)
                 self.end_document()
             return
-        first_unit, i = st["unit"] + 1, 0  # texts[k] is unit first_unit + k
-        while i < len(texts):
-            n = next((k for k in range(i, len(texts)) if is_val(first_unit + k, self.val_fraction)),
-                     len(texts))  # texts[n], if any, goes to val
-            for split, docs in ((TRAIN, texts[i:n]), (VAL, texts[n:n + 1])):
-                self.segments += zip(docs, itertools.repeat(True), itertools.repeat(split))
-                self.chars += sum(map(len, docs))
-                st["docs"][split] += len(docs)
-            i = n + 1
-        st["unit"] += len(texts)
+        self.segments += zip(texts, itertools.repeat(True), itertools.repeat(True))
+        self.chars += sum(map(len, texts))
 
-    def take(self, fix_bad_bytes=False):
-        """The segments so far, with a copy of the state at the end of them."""
-        segments = self.segments
-        if fix_bad_bytes:
-            segments = [(BAD_BYTE.sub("\ufffd", t), e, s) for t, e, s in segments]
-        self.segments, self.chars = [], 0
-        return segments, json.loads(json.dumps(self.st))
+    def take(self):
+        """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted."""
+        segments, counts = self.segments, self.counts
+        if self.dirty:
+            counts["bad_bytes"] += sum(len(SURROGATE.findall(t)) for t, _, _ in segments)
+            segments = [(SURROGATE.sub("\ufffd", t), e, p) for t, e, p in segments]
+        self.segments, self.chars, self.counts, self.dirty = [], 0, new_counts(), False
+        return segments, counts
 
 
 # -----------------------------------------------------------------------------
-# chunks: reading the inputs as units of work that end at safe places
+# reading a unit: each kind of input is a reader, a generator that gives its documents to the
+# Cutter and yields its progress (bytes of the unit) whenever a chunk's worth is ready
 
 def complete_utf8(data):
     """Length of the longest prefix of data that does not end inside a UTF-8 sequence."""
@@ -310,29 +443,42 @@ def complete_utf8(data):
     return len(data)
 
 
-def decode(data, start, path, st, strict):
-    """UTF-8 text of data (starting at byte start of path). Invalid bytes become surrogates
-    (one per byte, so byte offsets stay exact); they are counted and later replaced by U+FFFD."""
+def decode(data, start, inp, cut, strict):
+    """UTF-8 text of data (starting at byte start of the input). Invalid bytes become surrogates
+    (one per byte, so byte offsets stay exact); Cutter.take replaces and counts them."""
     try:
-        return data.decode("utf-8"), False
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
+        where = f"{inp.path}: invalid UTF-8 at byte {start + e.start}" + (" of its text" if inp.compression else "")
         if strict:
-            raise UserError(f"{path}: invalid UTF-8 at byte {start + e.start}; fix the file, or "
-                            "run without --strict-utf8 to replace bad bytes with U+FFFD") from None
-        text = data.decode("utf-8", "surrogateescape")
-        st["bad_bytes"] += len(BAD_BYTE.findall(text))
-        st["first_bad"] = st["first_bad"] or f"{path} at byte {start + e.start}"
-        return text, True
+            raise UserError(f"{where}; fix the file, or run without --strict-utf8 to replace bad "
+                            "bytes with U+FFFD") from None
+        cut.dirty = True
+        cut.counts["first_bad"] = cut.counts["first_bad"] or where.replace(": invalid UTF-8", "")
+        return data.decode("utf-8", "surrogateescape")
 
 
-def check_start(f, path, st):
-    """Skips a UTF-8 byte order mark; refuses UTF-16/32 files."""
-    head = f.read(4)
+def text_start(inp):
+    """Bytes to skip at the start of a text file: a UTF-8 byte order mark; UTF-16/32 is refused."""
+    stream, raw = open_stream(inp)
+    with raw:
+        head = stream.read(4)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head.startswith(b"\x00\x00\xfe\xff"):
-        raise UserError(f"{path} is UTF-16/32 text; convert it to UTF-8 first "
-                        f"(e.g. iconv -f UTF-16 -t UTF-8 {path} > out.txt)")
-    if head.startswith(b"\xef\xbb\xbf"):
-        st["offset"] = 3
+        raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
+                        f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
+    return 3 if head.startswith(b"\xef\xbb\xbf") else 0
+
+
+def skip_to(stream, raw, offset):
+    """Moves a fresh stream to offset: a seek, or (compressed) reading up to it."""
+    if stream is raw:
+        stream.seek(offset)
+        return
+    while offset > 0:
+        block = stream.read(min(offset, 1 << 20))
+        if not block:
+            raise EOFError("the file ended before the checkpoint's position (was it changed?)")
+        offset -= len(block)
 
 
 def add_text(cut, buf, eof):
@@ -352,124 +498,270 @@ def add_text(cut, buf, eof):
     return i + cut.add(buf[i:], final=eof)
 
 
-def read_txt(inp, cut, opts):
-    """Units of a text file, from byte st['offset'] on; each ends at a boundary or safe cut."""
-    st = cut.st
-    with open(inp.path, "rb") as f:
-        if st["offset"] == 0:
-            check_start(f, inp.path, st)
-        f.seek(st["offset"])
-        buf, carry, eof, dirty = "", b"", False, False
-        while not eof:
-            start = f.tell() - len(carry)
-            block = f.read(opts.chunk_size)
-            eof = not block
+def read_txt(inp, unit, st, cut, opts):
+    """The documents of a text file that belong to unit [lo, hi) of its bytes: the file's first
+    document when lo is 0, and each document after a boundary whose last marker starts in
+    [lo, hi). A reader reads on past hi to finish its last document, and skips what comes
+    before its first marker. st: offset (where the unread text starts), begun (past that skip)."""
+    if "offset" not in st:
+        st.update(offset=unit.lo or text_start(inp), begun=unit.lo == 0)
+    stream, raw = open_stream(inp)
+    with raw:
+        skip_to(stream, raw, st["offset"])
+        pos, carry = st["offset"], b""
+        if not st["begun"]:  # bytes that end a character begun before lo are not ours
+            carry = stream.read(3)
+            pos += len(carry)
+            carry = carry[next((i for i, b in enumerate(carry) if b & 0xC0 != 0x80), len(carry)):]
+        buf, base = "", 0          # buf[0] is character base of the text read from st["offset"]
+        end_at = 0 if pos >= unit.hi else None   # character at byte hi, once read
+        while True:
+            block = stream.read(opts.chunk_size if pos >= unit.hi else min(opts.chunk_size, unit.hi - pos))
+            eof, start = not block, pos - len(carry)
+            pos += len(block)
             data = carry + block
             n = len(data) if eof else complete_utf8(data)
             data, carry = data[:n], data[n:]
-            text, bad = decode(data, start, inp.path, st, opts.strict_utf8)
-            dirty |= bad
-            buf += text
-            buf = buf[add_text(cut, buf, eof):]
-            st["offset"] = f.tell() - len(carry) - len(buf.encode("utf-8", "surrogateescape"))
+            buf += decode(data, start, inp, cut, opts.strict_utf8)
+            if end_at is None and pos >= unit.hi:
+                end_at = base + len(buf) + (1 if carry else 0)
+            if not st["begun"]:
+                k = buf.find(MARKER)
+                if k < 0 or (end_at is not None and base + k >= end_at):
+                    if k >= 0 or eof or (end_at is not None and base + len(buf) >= end_at + len(MARKER)):
+                        break  # no boundary of this unit: it holds no document
+                    k = max(0, len(buf) - len(MARKER) + 1)
+                base, buf = base + k, buf[k:]
+                st["begun"] = buf.startswith(MARKER)
+            if st["begun"]:
+                m = buf.find(MARKER, max(end_at - base, 0)) if end_at is not None else -1
+                if m >= 0:  # a boundary whose last marker is the next unit's: our documents end
+                    add_text(cut, buf[:boundary_start(buf, m)], True)
+                    break
+                used = add_text(cut, buf, eof)
+                base, buf = base + used, buf[used:]
+            st["offset"] = pos - len(carry) - len(buf.encode("utf-8", "surrogateescape"))
             if eof:
-                cut.end_document()
-                st["file"], st["offset"] = st["file"] + 1, 0
-            if eof or cut.chars >= opts.chunk_size:
-                yield cut.take(dirty)
+                break
+            if cut.chars >= opts.chunk_size:
+                yield (raw.tell() if inp.compression else min(st["offset"], unit.hi)) - unit.lo
+        cut.end_document()
 
 
-def read_parquet(inp, cut, opts):
-    """Units of a parquet file's text column, from row st['offset'] on, a row group at a time."""
-    st = cut.st
+def read_jsonl(inp, unit, st, cut, opts):
+    """The lines of a JSON Lines file that start in unit [lo, hi) of its bytes (a reader skips
+    the line it starts inside and reads on to finish its last); the string under --text-column
+    of each is a document. st: offset (where the next line starts)."""
+    column = opts.text_column
+    if "offset" not in st:
+        st["offset"] = unit.lo
+    stream, raw = open_stream(inp)
+    with raw:
+        if st["offset"] and st["offset"] == unit.lo:  # the line begun before lo is not ours
+            skip_to(stream, raw, st["offset"] - 1)
+            st["offset"] = st["offset"] - 1 + len(stream.readline())
+        skip_to(stream, raw, st["offset"]) if stream is raw else None
+        pos, carry = st["offset"], b""
+        while pos < unit.hi:
+            block = stream.read(opts.chunk_size)
+            eof = not block
+            lines = (carry + block).split(b"\n")
+            carry = b"" if eof else lines.pop()
+            texts, empty = [], 0
+            for line in lines:
+                if pos >= unit.hi or (eof and not line):
+                    break
+                start, pos = pos, pos + len(line) + 1
+                if not line.strip():
+                    continue  # blank lines are no documents
+                text = json_text(inp, line, start, column, cut, opts)
+                if text:
+                    texts.append(text)
+                else:
+                    empty += 1
+            cut.add_documents(texts)
+            cut.counts["empty_rows"] += empty
+            st["offset"] = pos
+            if eof:
+                break
+            if cut.chars >= opts.chunk_size:
+                yield (raw.tell() if inp.compression else min(pos, unit.hi)) - unit.lo
+
+
+def json_text(inp, line, start, column, cut, opts):
+    """The document in one JSON line: its value under column (None for null or "")."""
+    if start == 0:
+        line = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = decode(line, start, inp, cut, opts.strict_utf8)
+    try:
+        row = json.loads(text)
+    except ValueError as e:
+        raise DamagedInput(f"{inp.path}: line {line_number(inp, start):,} is not JSON ({e})") from None
+    if not isinstance(row, dict) or column not in row:
+        keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
+        raise UserError(f"{inp.path}: line {line_number(inp, start):,} has no key '{column}' (it holds "
+                        f"{keys}); name the text key with --text-column")
+    value = row[column]
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"{inp.path}: line {line_number(inp, start):,}: '{column}' holds "
+                        f"{type(value).__name__} {str(value)[:40]!r}, not text; name the text key with --text-column")
+    if value and not value.isascii() and SURROGATE.search(value):  # lone \\ud800 escapes, or bad bytes
+        cut.dirty = True
+    return value
+
+
+def line_number(inp, offset):
+    """The line (from 1) that starts at byte offset of the input's text: counted, for messages."""
+    stream, raw = open_stream(inp)
+    count = 1
+    with raw:
+        while offset > 0:
+            block = stream.read(min(offset, 1 << 20))
+            if not block:
+                break
+            count += block.count(b"\n")
+            offset -= len(block)
+    return count
+
+
+def parquet_first_row(inp, unit):
+    return sum(rows for rows, _ in inp.groups[:unit.lo])
+
+
+def read_parquet(inp, unit, st, cut, opts):
+    """The rows of row groups [lo, hi) of a parquet file's text column, a row group at a time.
+    st: row (rows of the unit done)."""
+    st.setdefault("row", 0)
+    done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     try:
         pf = pq.ParquetFile(inp.path)
-        group, first = 0, 0
-        while group < pf.num_row_groups and first + pf.metadata.row_group(group).num_rows <= st["offset"]:
-            first += pf.metadata.row_group(group).num_rows
-            group += 1
-        skip = st["offset"] - first
-        for g in range(group, pf.num_row_groups):  # (iter_batches holds on to what it read)
-            column = pf.read_row_group(g, columns=[opts.text_column]).column(0)
-            for lo in range(skip, len(column), PARQUET_BATCH_ROWS):
-                rows = column.slice(lo, PARQUET_BATCH_ROWS).to_pylist()
-                texts = [text for text in rows if text]
-                cut.add_documents(texts)
-                st["empty_rows"] += len(rows) - len(texts)
-                st["offset"] += len(rows)
-                if cut.chars >= opts.chunk_size:
-                    yield cut.take()
-            skip = 0
+        for g in range(unit.lo, unit.hi):  # (iter_batches holds on to what it read)
+            rows = inp.groups[g][0]
+            if done + rows > st["row"]:
+                column = pf.read_row_group(g, columns=[opts.text_column]).column(0)
+                for lo in range(st["row"] - done, rows, PARQUET_BATCH_ROWS):
+                    batch = column.slice(lo, PARQUET_BATCH_ROWS).to_pylist()
+                    texts = [text for text in batch if text]
+                    cut.add_documents(texts)
+                    cut.counts["empty_rows"] += len(batch) - len(texts)
+                    st["row"] += len(batch)
+                    if cut.chars >= opts.chunk_size:
+                        yield unit.weight * st["row"] // max(total, 1)
+            done += rows
     except (OSError, pa.ArrowException) as e:
+        raise DamagedInput(f"{inp.path}: the parquet file is damaged near row "
+                           f"{parquet_first_row(inp, unit) + st['row']:,} ({e})") from None
+
+
+Kind = namedtuple("Kind", "units read")
+KINDS = {"txt": Kind(byte_units, read_txt), "jsonl": Kind(byte_units, read_jsonl),
+         "parquet": Kind(parquet_units, read_parquet)}
+
+
+def read_unit(inputs, unit, state, opts):
+    """The chunks of one unit from its position state (None: its start): dicts of segments to
+    encode, counts, reached (the position after them), progress (bytes of the unit) and
+    finished. The last chunk has finished set (and may hold nothing). A damaged input stops
+    with a UserError, or with --skip-bad-files, leaves the rest of the unit out."""
+    inp = inputs[unit.file]
+    st = dict(state or dict(in_doc=False, piece_len=0))
+    cut = Cutter(st, opts.chunk_size, opts.piece_chars)
+    try:
+        try:
+            for progress in KINDS[inp.kind].read(inp, unit, st, cut, opts):
+                segments, counts = cut.take()
+                yield dict(segments=segments, counts=counts, reached=dict(st), progress=progress, finished=False)
+        except STREAM_ERRORS as e:
+            raise stream_error(inp, f"near {position(inp, unit, st)}", e) from None
+    except DamagedInput as e:
         if not opts.skip_bad_files:
-            raise UserError(f"{inp.path}: the parquet file is damaged near row {st['offset']} "
-                            f"({e}); work done so far is kept: replace the file and run with "
-                            "--restart, or run the same command with --skip-bad-files to leave "
-                            "the rest of it out") from None
-        print(f"warning: skipping the rest of {inp.path} from row {st['offset']}: {e}",
+            raise
+        print(f"warning: leaving out the rest of {inp.path} from {position(inp, unit, st)}: {e.args[0]}",
               file=sys.stderr)
-        st["skipped_files"].append(inp.path)
-    st["file"], st["offset"] = st["file"] + 1, 0
-    yield cut.take()
+        cut.end_document()
+        cut.counts["skipped_files"].append(inp.path)
+    segments, counts = cut.take()
+    yield dict(segments=segments, counts=counts, reached=None, progress=unit.weight, finished=True)
 
 
-def read_units(inputs, state, opts):
-    """All units of work, in input order, from the position in state on."""
-    cut = Cutter(state, opts.chunk_size, opts.val_fraction, opts.piece_chars)
-    while state["file"] < len(inputs):
-        inp = inputs[state["file"]]
-        if inp.bad:
-            state["skipped_files"].append(inp.path)
-            state["file"] += 1
-            yield cut.take()
-        else:
-            yield from (read_txt if inp.kind == "txt" else read_parquet)(inp, cut, opts)
+# -----------------------------------------------------------------------------
+# readers: units are read and cut in parallel, by processes (or, for a small input, here)
 
-
-def reader_child(inputs, state, opts, conn):
-    """The reader's process: sends each unit, then None (or the UserError that stopped it).
-    When the parent dies, the next send fails and this ends too."""
+def reader_process(inputs, units, opts, jobs, chunks):
+    """A reader's process: reads each unit it is given ((index, state) on jobs, None to end) and
+    sends (index, chunk) for each of its chunks, or (index, UserError). When the parent dies,
+    the next send or receive fails and this ends too."""
     for sig in STOP_SIGNALS:  # Ctrl-C reaches the whole process group (console on Windows):
         signal.signal(sig, signal.SIG_IGN)  # the parent alone decides when to stop
     try:
-        for unit in read_units(inputs, state, opts):
-            conn.send(unit)
-        conn.send(None)
-    except UserError as e:
-        conn.send(e)
-    except BrokenPipeError:
+        while (job := jobs.recv()) is not None:
+            u, state = job
+            try:
+                for chunk in read_unit(inputs, units[u], state, opts):
+                    chunks.send((u, chunk))
+            except UserError as e:
+                chunks.send((u, e))
+    except (EOFError, OSError):
         pass  # the parent is gone
 
 
-def start_reader(inputs, state, opts):
-    """read_units, run in a child process. A reader thread would hold the GIL that the encoding
-    threads need between calls: on 2 cores that made a whole run about 1.5x slower. The child
-    is spawned (a fresh interpreter that imports this file), as macOS and Windows must: forking
-    a process that runs threads is unsafe, and the ~0.3 s spawn costs once per run."""
-    ctx = multiprocessing.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a unit in one write, not 64 KiB at a time
-        try:
-            fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        except OSError:
-            pass  # a lower /proc/sys/fs/pipe-max-size: the default pipe is slower, not wrong
-    proc = ctx.Process(target=reader_child, daemon=True, args=(inputs, state, opts, send))
-    proc.start()
-    send.close()
+class ProcessReader:
+    """A reader process. It is spawned (a fresh interpreter that imports this file), as macOS
+    and Windows must: forking a process that runs threads is unsafe. A reader thread would hold
+    the GIL that the encoding threads need between calls: on 2 cores that made a run ~1.5x slower."""
 
-    def units():
+    def __init__(self, inputs, units, opts):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child_chunks = ctx.Pipe(duplex=False)
+        child_jobs, self.jobs = ctx.Pipe(duplex=False)
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a chunk in one write, not 64 KiB at a time
+            try:
+                fcntl.fcntl(child_chunks.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            except OSError:
+                pass  # a lower /proc/sys/fs/pipe-max-size: the default pipe is slower, not wrong
+        self.proc = ctx.Process(target=reader_process, daemon=True,
+                                args=(inputs, units, opts, child_jobs, child_chunks))
+        self.proc.start()
+        child_chunks.close()
+        child_jobs.close()
+
+    def start(self, u, state):
+        self.jobs.send((u, state))
+
+    def recv(self):
         try:
-            while (item := recv.recv()) is not None:
-                if isinstance(item, UserError):
-                    raise item
-                yield item
+            return self.conn.recv()
         except EOFError:
-            raise RuntimeError("the reader process died; its error is printed above") from None
-        finally:
-            proc.kill()
-            proc.join()
-            recv.close()
-    return units()
+            raise RuntimeError("a reader process died; its error is printed above") from None
+
+    def close(self):
+        self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+        self.jobs.close()
+
+
+class LocalReader:
+    """Reads in this process (for an input under SMALL_INPUT): the same chunks, no process."""
+    conn = None
+
+    def __init__(self, inputs, units, opts):
+        self.inputs, self.units, self.opts, self.chunks = inputs, units, opts, None
+
+    def start(self, u, state):
+        self.u, self.chunks = u, read_unit(self.inputs, self.units[u], state, self.opts)
+
+    def recv(self):
+        try:
+            return self.u, next(self.chunks)
+        except UserError as e:
+            return self.u, e
+
+    def close(self):
+        pass
 
 
 # -----------------------------------------------------------------------------
@@ -513,28 +805,154 @@ def encode_array(enc, text, allowed=()):
     return np.array(enc.encode(text, allowed_special=set(allowed), disallowed_special=()), dtype=np.uint32)
 
 
-def encode_unit(enc, segments, dtype):
-    """Token ids of a unit's segments, as (train array, val array). Each run of segments going
-    to the same split is encoded in one call, with the marker after each document allowed as
-    the end-of-text token: tiktoken encodes the text between special tokens on its own, so this
-    gives the same tokens as encoding segment by segment, in one call instead of hundreds."""
+def encode_chunk(enc, segments, dtype):
+    """Token ids of a chunk's segments, and where pieces end other than at an end-of-text token
+    (token positions): (tokens, cuts). Segments up to each such piece end are encoded in one
+    call, with the marker after each document allowed as the end-of-text token: tiktoken encodes
+    the text between special tokens on its own, so this gives the same tokens as encoding
+    segment by segment, in one call instead of hundreds."""
     enc = thread_encoding(enc)
-    parts = ([], [])
-    for split, run in itertools.groupby(segments, key=lambda seg: seg[2]):
-        run = list(run)
+    parts, cuts = [], []
+    for run in runs_to_piece_ends(segments):
         text = "".join(t + MARKER if ends_doc else t for t, ends_doc, _ in run)
         if text.count(MARKER) == sum(ends_doc for _, ends_doc, _ in run):  # (no marker overlaps another)
-            parts[split].append(encode_array(enc, text, {MARKER}))
-            continue
-        for t, ends_doc, _ in run:  # a document holds the marker as text: encode one by one
-            parts[split].append(encode_array(enc, t))
-            if ends_doc:
-                parts[split].append(np.array([enc.eot_token], dtype=np.uint32))
-    return [np.concatenate(p).astype(dtype) if p else np.empty(0, dtype) for p in parts]
+            parts.append(encode_array(enc, text, {MARKER}))
+        else:  # a document holds the marker as text: encode one by one
+            for t, ends_doc, _ in run:
+                parts.append(encode_array(enc, t))
+                if ends_doc:
+                    parts.append(np.array([enc.eot_token], dtype=np.uint32))
+        if run[-1][2] and not run[-1][1]:
+            cuts.append(sum(len(p) for p in parts))
+    tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+    return tokens, cuts
+
+
+def runs_to_piece_ends(segments):
+    """segments grouped into runs, each ending at a piece end that is not a document end."""
+    run = []
+    for seg in segments:
+        run.append(seg)
+        if seg[2] and not seg[1]:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
+    """Reads (reader processes), cuts and encodes (threads) the units todo, from position state
+    in the first; yields (unit index, tokens, cuts, chunk) in order. Units are handed to readers
+    in order; a reader's chunks are taken while the chunks in flight are fewer than the window,
+    and the oldest unit's always, so memory is bounded by the window, not by the units' sizes."""
+    if not todo:
+        return
+    window = opts.workers * IN_FLIGHT_PER_WORKER
+    small = sum(inputs[units[u].file].size for u in todo) <= SMALL_INPUT
+    readers = [LocalReader(inputs, units, opts)] if small else \
+        [ProcessReader(inputs, units, opts) for _ in range(min(opts.readers, len(todo)))]
+    pool = ThreadPoolExecutor(opts.workers)
+    queues, busy, idle, assign = {}, {}, list(readers), iter(todo)
+    head = 0  # todo[head] is the unit being written
+    try:
+        while head < len(todo):
+            for r in list(idle):
+                u = next(assign, None)
+                if u is None:
+                    break
+                r.start(u, state if u == todo[0] else None)
+                busy[r], queues[u] = u, deque()
+                idle.remove(r)
+            q = queues[todo[head]]
+            if q and (isinstance(q[0], UserError) or q[0][0].done()):
+                item = q.popleft()
+                if isinstance(item, UserError):
+                    raise item
+                future, chunk = item
+                tokens, cuts = future.result()
+                yield todo[head], tokens, cuts, chunk
+                if chunk["finished"]:
+                    del queues[todo[head]]
+                    head += 1
+                continue
+            in_flight = sum(len(x) for x in queues.values())
+            want = [r for r, u in busy.items() if in_flight < window or (u == todo[head] and len(q) < window)]
+            local = [r for r in want if r.conn is None]
+            ready = local or (wait_connections([r.conn for r in want], 0.002 if q else None) if want else [])
+            if not want:
+                wait_futures([q[0][0]])
+            for r in (local or [r for r in want if r.conn in ready]):
+                u, chunk = r.recv()
+                if isinstance(chunk, UserError):
+                    queues[u].append(chunk)
+                    chunk = dict(finished=True)
+                else:
+                    queues[u].append((pool.submit(encode_chunk, enc, chunk["segments"], dtype), chunk))
+                if chunk["finished"]:
+                    del busy[r]
+                    idle.append(r)
+    finally:
+        for r in readers:
+            r.close()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -----------------------------------------------------------------------------
-# files on disk: in-progress files, checkpoints, the lock, the finished output
+# splits: the writer sees pieces in input order and decides where each goes
+
+def new_split_state():
+    """The writer's place in the stream of pieces; saved in each checkpoint. piece: the last
+    piece's number; open: it goes on in the next chunk; doc: the split of the document in
+    progress (None between documents); val_done: --val-tokens is reached."""
+    return dict(piece=-1, open=False, doc=None, val_done=False, tokens=[0, 0], docs=[0, 0])
+
+
+def split_chunk(tokens, cuts, sp, rule, eot, max_tokens):
+    """The chunk's tokens for train and for val, by the rule; updates sp. Pieces end after each
+    end-of-text token and at cuts; the first continues the last piece of the previous chunk if
+    that did not end. rule ("fraction", F): piece 1 and then every 1/F-th piece to val;
+    ("tokens", N): whole documents to val until it holds N tokens, the rest to train. With
+    max_tokens, the chunk ends after the first document end at or after that many tokens in all.
+    Returns (train, val, whether max_tokens was reached)."""
+    reached = False
+    if max_tokens:
+        ends = np.flatnonzero(tokens == eot) + 1
+        over = ends[sum(sp["tokens"]) + ends >= max_tokens]
+        if len(over):
+            tokens, cuts, reached = tokens[:over[0]], [c for c in cuts if c <= over[0]], True
+    if not len(tokens):
+        return tokens, tokens, reached
+    ends = np.union1d(np.flatnonzero(tokens == eot) + 1, np.asarray(cuts, dtype=np.int64))
+    if not len(ends) or ends[-1] != len(tokens):
+        ends = np.append(ends, len(tokens))
+    bounds = np.concatenate(([0], ends)).astype(np.int64)
+    lengths = np.diff(bounds)
+    pieces = sp["piece"] + (0 if sp["open"] else 1) + np.arange(len(lengths))
+    doc_ends = tokens[bounds[1:] - 1] == eot
+    if rule[0] == "fraction":
+        val = (pieces >= 1) & (np.ceil(pieces * rule[1]) > np.ceil((pieces - 1) * rule[1]))
+    else:
+        val, have = np.zeros(len(lengths), bool), sp["tokens"][VAL]
+        for i in range(len(lengths)):
+            if sp["doc"] is None:
+                if sp["val_done"]:
+                    break  # the rest is train
+                sp["doc"] = VAL if have < rule[1] else TRAIN
+            val[i] = sp["doc"] == VAL
+            have += int(lengths[i]) * bool(val[i])
+            if doc_ends[i]:
+                sp["doc"], sp["val_done"] = None, have >= rule[1]
+    mask = np.repeat(val, lengths)
+    parts = tokens[~mask], tokens[mask]
+    for s in (TRAIN, VAL):
+        sp["tokens"][s] += len(parts[s])
+        sp["docs"][s] += int(np.count_nonzero(parts[s] == eot))
+    sp["piece"], sp["open"] = int(pieces[-1]), not doc_ends[-1] and len(tokens) not in cuts
+    return parts[TRAIN], parts[VAL], reached
+
+
+# -----------------------------------------------------------------------------
+# files on disk: durable JSON, the lock, and a writer for each output format
 
 def write_json(path, obj):
     """Replaces path atomically and durably."""
@@ -568,11 +986,11 @@ def read_json(path):
         raise UserError(f"cannot read {path} ({e}); run with --restart to start over") from None
 
 
-def take_lock(out_dir):
-    """One run per output folder: a lock that the OS drops when the process dies (flock on
-    Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file system that
-    refuses locks (some network file systems) gets a warning, not a stop."""
-    fd = os.open(os.path.join(out_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+def take_lock(folder, name=LOCK, what="prepare.py run is writing to"):
+    """One run per output folder (or shard): a lock that the OS drops when the process dies
+    (flock on Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file
+    system that refuses locks (some network file systems) gets a warning, not a stop."""
+    fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if fcntl:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -581,33 +999,259 @@ def take_lock(out_dir):
     except OSError as e:
         if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
             os.close(fd)
-            raise UserError(f"another prepare.py run is writing to {out_dir}; wait for it to finish "
-                            "(or stop it) before running again, or use another --out-dir") from None
-        print(f"warning: {out_dir} does not support file locks ({e.strerror}): make sure that no "
-              "other prepare.py run writes there at the same time", file=sys.stderr)
+            raise UserError(f"another {what} {folder}; wait for it to finish (or stop it) before "
+                            "running again, or use another --out-dir") from None
+        print(f"warning: {folder} does not support file locks ({e.strerror}): make sure that no "
+              "other run writes there at the same time", file=sys.stderr)
     return fd
 
 
-class Output:
-    """train.bin/val.bin under construction. Data goes to *.bin.partial; a checkpoint records
-    how long those files were when the reader was at a given position. Data is fsynced before
-    its checkpoint is written, so on resume the files are cut back to the checkpoint's lengths
-    and anything written after it is dropped. The .bin names appear only when complete."""
+def truncate_open(path, length):
+    """Opens an in-progress file for appending, cut back to length (its last checkpoint)."""
+    if not os.path.exists(path) or os.path.getsize(path) < length:
+        raise UserError(f"{path} is shorter than its checkpoint says (was it changed?); "
+                        "run with --restart to start over")
+    os.truncate(path, length)
+    return open(path, "ab")
 
-    def __init__(self, out_dir, fingerprint, dtype):
-        self.dir, self.fingerprint, self.dtype = out_dir, fingerprint, np.dtype(dtype)
-        self.files, self.checkpoints = [], 0
-        self.kill_at = int(os.environ.get(CRASH_ENV, 0))
+
+def fsync_files(files):
+    for f in files:
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class BinWriter:
+    """nanoGPT's train.bin and val.bin: flat, headerless, native-endian, EOT after each document.
+    Written as *.bin.partial, renamed when complete."""
+    eot_before = False
+
+    def __init__(self, out_dir, dtype, opts, eot):
+        self.dir, self.dtype, self.files = out_dir, np.dtype(dtype), []
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def open(self, fs):
+        """From the checkpoint's file state: the tokens in each file."""
+        self.fs = fs or dict(tokens=[0, 0])
+        for i, s in enumerate(SPLITS):
+            partial = self.path(f"{s}.bin.partial")
+            if not fs:
+                open(partial, "wb").close()
+            elif not os.path.exists(partial) and os.path.exists(self.path(f"{s}.bin")):
+                os.replace(self.path(f"{s}.bin"), partial)  # renamed by a finish a kill cut short
+            self.files.append(truncate_open(partial, self.fs["tokens"][i] * self.dtype.itemsize))
+
+    def write(self, split, tokens):
+        self.files[split].write(tokens.data)
+        self.fs["tokens"][split] += len(tokens)
+
+    def state(self):
+        fsync_files(self.files)
+        return json.loads(json.dumps(self.fs))
+
+    def settle(self):
+        pass
+
+    def finish(self):
+        for f in self.files:
+            f.close()
+        for s in SPLITS:
+            if os.path.exists(self.path(f"{s}.bin.partial")):
+                os.replace(self.path(f"{s}.bin.partial"), self.path(f"{s}.bin"))
+        return [dict(file=f"{s}.bin", split=s, tokens=self.fs["tokens"][i]) for i, s in enumerate(SPLITS)]
+
+    def close(self):
+        for f in self.files:
+            f.close()
+        self.files = []
+
+
+def llmc_header(n, dtype):
+    """llm.c's header: 256 little-endian int32, magic, version, token count (uint32: LLaMA-3's)."""
+    header = np.zeros(256, "<i4")
+    header[:3] = (20240520, 1, n) if np.dtype(dtype).itemsize == 2 else (20240801, 7, n)
+    return header.tobytes()
+
+
+def npy_header(n, dtype):
+    """numpy's .npy header (format 1.0) for a 1-d array of n, padded to 128 bytes for every n."""
+    d = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).newbyteorder("<").str, n)
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + d.encode("latin1").ljust(117) + b"\n"
+
+
+class ShardWriter:
+    """Shards for llm.c / modded-nanogpt (.bin, a 1024-byte header) or build-nanogpt (.npy):
+    {prefix}_val_000000, ..., {prefix}_train_000001, ...; EOT before each document. A shard ends
+    at the last whole document that fits in --shard-tokens (a document longer than a shard is
+    split); with --val-tokens, val is one shard. The open shard of each split is written as a
+    hidden .in-progress file (no name a trainer lists). A full shard is renamed .closing-<name>,
+    and given its header and final name only after a checkpoint records it (settle): a kill at
+    any moment resumes to the same bytes."""
+    eot_before = True
+
+    def __init__(self, out_dir, dtype, opts, eot):
+        self.dir, self.dtype, self.eot, self.files = out_dir, np.dtype(dtype), eot, [None, None]
+        self.ext, self.header = (".bin", llmc_header) if opts.format == "llmc" else (".npy", npy_header)
+        self.prefix, self.cap = opts.prefix, [opts.shard_tokens, opts.shard_tokens]
+        if opts.val_rule[0] == "tokens":
+            self.cap[VAL] = math.inf
+        self.hlen = len(self.header(0, self.dtype))
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def shard_name(self, split, index):
+        return f"{self.prefix}_{SPLITS[split]}_{index:06d}{self.ext}"
+
+    def partial(self, split):
+        return self.path(f".in-progress-{SPLITS[split]}")
+
+    def open(self, fs):
+        """From the checkpoint's file state: shards done ([name, tokens, documents]), the open
+        one's index, length (tokens), documents and last document start, the token held back."""
+        self.fs = fs or dict(done=[[], []], index=[1, 0], length=[0, 0], docs=[0, 0],
+                             doc_start=[None, None], carry=[self.eot, self.eot], closing=[])
+        self.settle()  # (what the checkpoint recorded as full, if a kill came first)
+        for s in (TRAIN, VAL):
+            name = self.shard_name(s, self.fs["index"][s])
+            for stray in (self.path(f".closing-{name}"), self.path(name)):
+                if os.path.exists(stray):  # closed after the checkpoint: its data is the open shard's
+                    os.replace(stray, self.partial(s))
+            self.files[s] = self.start_file(s, self.fs["length"][s])
+
+    def start_file(self, s, length):
+        if length == 0:
+            with open(self.partial(s), "wb") as f:
+                f.write(self.header(0, self.dtype))
+        return truncate_open(self.partial(s), self.hlen + length * self.dtype.itemsize)
+
+    def write(self, split, tokens):
+        """tokens of a split, EOT after each document: written with EOT before each instead (the
+        last token held back, as carry, until the next comes), in shards."""
+        if not len(tokens):
+            return
+        fs = self.fs
+        out = np.concatenate(([fs["carry"][split]], tokens[:-1])).astype(self.dtype)
+        fs["carry"][split] = int(tokens[-1])
+        while len(out):
+            n, cap = fs["length"][split], self.cap[split]
+            starts = n + np.flatnonzero(out == self.eot)
+            if n + len(out) <= cap:
+                self.append(split, out)
+                return
+            # the shard ends at the last document start that fits, else (one document) at cap
+            fits = [p for p in [fs["doc_start"][split], *starts[starts <= cap][-1:]] if p]
+            end = max(fits, default=cap)
+            if end > n:
+                self.append(split, out[:end - n])
+                out = out[end - n:]
+            self.close_shard(split, end)
+
+    def append(self, split, tokens):
+        fs = self.fs
+        starts = np.flatnonzero(tokens == self.eot)
+        if len(starts):
+            fs["doc_start"][split] = fs["length"][split] + int(starts[-1])
+        self.files[split].write(tokens.data)
+        fs["length"][split] += len(tokens)
+        fs["docs"][split] += len(starts)
+
+    def close_shard(self, split, end):
+        """Ends split's open shard at token end; what it held past end (the start of one
+        document) begins the next shard."""
+        fs, f = self.fs, self.files[split]
+        f.flush()
+        name = self.shard_name(split, fs["index"][split])
+        closing = self.path(f".closing-{name}")
+        os.replace(self.partial(split), closing)
+        f.close()
+        fs["index"][split] += 1
+        self.files[split] = self.start_file(split, 0)
+        docs = fs["docs"][split]
+        fs["length"][split], fs["docs"][split], fs["doc_start"][split] = 0, 0, None
+        with open(closing, "rb") as old:
+            old.seek(self.hlen + end * self.dtype.itemsize)
+            while block := old.read(1 << 24):
+                self.append(split, np.frombuffer(block, self.dtype))
+        fs["closing"].append([closing, name, end])
+        fs["done"][split].append([name, end, docs - fs["docs"][split]])
+
+    def state(self):
+        fsync_files(self.files)
+        return json.loads(json.dumps(self.fs))
+
+    def settle(self):
+        """After a checkpoint: the shards it records as full get their length, header and final
+        name (again after a kill: the same)."""
+        for closing, name, n in self.fs["closing"]:
+            if os.path.exists(closing):
+                with open(closing, "r+b") as f:
+                    f.truncate(self.hlen + n * self.dtype.itemsize)
+                    f.write(self.header(n, self.dtype))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(closing, self.path(name))
+        if self.fs["closing"]:
+            fsync_dir(self.dir)
+        self.fs["closing"] = []
+
+    def finish(self):
+        """The open shards, completed: the carried last token written unless it is a
+        document's EOT (that one moved before the next document, and there is none)."""
+        for s in (TRAIN, VAL):
+            if self.fs["carry"][s] != self.eot:
+                self.append(s, np.array([self.fs["carry"][s]], self.dtype))
+            if self.fs["length"][s]:
+                self.close_shard(s, self.fs["length"][s])
+            self.files[s].close()
+            os.remove(self.partial(s))
+        self.settle()
+        return [dict(file=name, split=SPLITS[s], tokens=n, documents=docs)
+                for s in (VAL, TRAIN) for name, n, docs in self.fs["done"][s]]
+
+    def close(self):
+        for f in self.files:
+            if f:
+                f.close()
+        self.files = [None, None]
+
+
+WRITERS = {"bin": BinWriter, "llmc": ShardWriter, "npy": ShardWriter}
+
+
+OUTPUT_NAME = re.compile(r"(train|val)\.bin(\.partial)?|.+_(train|val)_\d{6}\.(bin|npy)|\.in-progress-.+|"
+                         r"\.closing-.+|" + "|".join(map(re.escape, (CHECKPOINT, SUMMARY))))
+
+
+def is_output_name(name):
+    """Whether a file of this name in the output folder is one a run writes (in any format)."""
+    return bool(OUTPUT_NAME.fullmatch(name))
+
+
+class Output:
+    """The output folder of a run: the format's writer, the checkpoint and the summary. A
+    checkpoint records the state after the last chunk written: the writer's files are fsynced
+    before it is written, so on resume they are cut back to its lengths and anything written
+    after it is dropped. Finished files appear only when complete."""
+
+    def __init__(self, out_dir, fingerprint, writer):
+        self.dir, self.fingerprint, self.writer = out_dir, fingerprint, writer
+        self.checkpoints, self.kill_at = 0, int(os.environ.get(CRASH_ENV, 0))
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def outputs(self):
+        """The files of any earlier run here (whatever its format)."""
+        return [name for name in os.listdir(self.dir) if is_output_name(name)]
+
     def start(self, restart):
         """The state to continue from, or None when this output is already finished."""
         if restart:
-            for name in OUTPUT_FILES:
-                if os.path.exists(self.path(name)):
-                    os.remove(self.path(name))
+            for name in self.outputs():
+                os.remove(self.path(name))
         if os.path.exists(self.path(CHECKPOINT)):
             state = read_json(self.path(CHECKPOINT))
             if state.get("fingerprint") != self.fingerprint:
@@ -617,98 +1261,95 @@ class Output:
             return state
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
-            if summary.get("fingerprint") == self.fingerprint and self.finished_sizes_match(summary):
+            if summary.get("fingerprint") == self.fingerprint and self.finished_files_match(summary):
                 return None
-            raise UserError(f"{self.dir} already holds train.bin/val.bin from a different run; "
+            raise UserError(f"{self.dir} already holds output from a different run; "
+                            "add --restart to replace it, or choose another --out-dir")
+        if self.outputs():
+            raise UserError(f"{self.dir} already holds token files ({', '.join(sorted(self.outputs())[:3])}); "
                             "add --restart to replace them, or choose another --out-dir")
-        if any(os.path.exists(self.path(f"{s}.bin")) for s in SPLITS):
-            raise UserError(f"{self.dir} already holds train.bin/val.bin; add --restart to "
-                            "replace them, or choose another --out-dir")
-        state = dict(new_state(), fingerprint=self.fingerprint)
-        for s in SPLITS:
-            open(self.path(f"{s}.bin.partial"), "wb").close()
+        state = dict(next_unit=0, unit_state=None, split=new_split_state(), files=None,
+                     counts=new_counts(), seconds=0.0, done=False, budget=None, fingerprint=self.fingerprint)
+        self.writer.open(None)
+        state["files"] = self.writer.state()
+        self.writer.close()
         write_json(self.path(CHECKPOINT), state)
         return state
 
-    def finished_sizes_match(self, summary):
-        return all(os.path.exists(self.path(f"{s}.bin")) and
-                   os.path.getsize(self.path(f"{s}.bin")) == summary[s]["tokens"] * self.dtype.itemsize
-                   for s in SPLITS)
-
-    def open(self, state):
-        """Opens the in-progress files, cut back to what the checkpoint records."""
-        for split, s in enumerate(SPLITS):
-            path, length = self.path(f"{s}.bin.partial"), state["tokens"][split] * self.dtype.itemsize
-            if not os.path.exists(path) or os.path.getsize(path) < length:
-                raise UserError(f"{path} is shorter than its checkpoint says (was it changed?); "
-                                "run with --restart to start over")
-            os.truncate(path, length)
-            self.files.append(open(path, "ab"))
-
-    def write(self, arrays):
-        for f, a in zip(self.files, arrays):
-            f.write(a.data)
+    def finished_files_match(self, summary):
+        return all(os.path.exists(self.path(f["file"])) for f in summary["files"])
 
     def checkpoint(self, state):
-        for f in self.files:
-            f.flush()
-            os.fsync(f.fileno())
+        state["files"] = self.writer.state()
         self.checkpoints += 1
         if self.checkpoints == self.kill_at:
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # (Windows: TerminateProcess)
         write_json(self.path(CHECKPOINT), state)
+        self.writer.settle()
 
-    def close(self):
-        for f in self.files:
-            f.close()
-        self.files = []
-
-    def finish(self, state, summary):
-        """Puts train.bin/val.bin in place and writes the summary; safe to repeat after a kill."""
-        for s in SPLITS:
-            if os.path.exists(self.path(f"{s}.bin.partial")):
-                os.replace(self.path(f"{s}.bin.partial"), self.path(f"{s}.bin"))
+    def finish(self, state, summary_of):
+        """Completes the files and writes the summary; safe to repeat after a kill."""
+        summary = summary_of(self.writer.finish())
         write_json(self.path(SUMMARY), summary)
         os.remove(self.path(CHECKPOINT))
+        return summary
 
 
 def changed(old, new):
-    """Names what differs between two fingerprints, for the refusal message."""
+    """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
-    diffs = [k for k in new if k != "inputs" and old.get(k) != new[k]]
+    option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES")
+    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
         diffs.append("input files (list, sizes or modification times)")
     return ", ".join(diffs)
 
 
 # -----------------------------------------------------------------------------
-# the run
+# the run: one machine end to end, or a shard of the units (--shard I/N) and then --merge
 
-def make_summary(state, inputs, enc, dtype):
+def make_summary(state, inputs, enc, dtype, opts, files):
+    sp, counts = state["split"], state["counts"]
     return dict(
         encoding=enc.name, dtype=np.dtype(dtype).name, vocab_size=enc.n_vocab, eot=enc.eot_token,
-        **{s: dict(tokens=state["tokens"][i], documents=state["docs"][i]) for i, s in enumerate(SPLITS)},
-        inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
-        empty_rows=state["empty_rows"], forced_cuts=state["forced_cuts"],
-        invalid_utf8_bytes=state["bad_bytes"], first_invalid_utf8=state["first_bad"],
-        skipped_files=state["skipped_files"], seconds=round(state["seconds"], 1),
+        format=opts.format, eot_placement="before each document" if WRITERS[opts.format].eot_before
+        else "after each document",
+        **{s: dict(tokens=sp["tokens"][i], documents=sp["docs"][i]) for i, s in enumerate(SPLITS)},
+        files=files, inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
+        budget=state["budget"], empty_rows=counts["empty_rows"], forced_cuts=counts["forced_cuts"],
+        invalid_utf8_bytes=counts["bad_bytes"], first_invalid_utf8=counts["first_bad"],
+        skipped_files=counts["skipped_files"], seconds=round(state["seconds"], 1),
         fingerprint=state["fingerprint"])
 
 
 def report(summary, out_dir):
-    """The plain summary at the end, and warnings about what nanoGPT will trip over."""
+    """The plain summary at the end, and warnings about what the trainers will trip over."""
     say = lambda msg: print(msg, file=sys.stderr)
     t, v = summary["train"], summary["val"]
     rate = (t["tokens"] + v["tokens"]) / max(summary["seconds"], 1e-9) / 1e6
-    print(f"done: {out_dir}/train.bin {t['tokens']:,} tokens ({t['documents']:,} documents), "
-          f"val.bin {v['tokens']:,} tokens ({v['documents']:,} documents), {summary['dtype']}, "
-          f"in {summary['seconds']:.0f}s ({rate:.2f}M tokens/s)")
-    for s in SPLITS:
-        if summary[s]["tokens"] <= BLOCK_SIZE:
-            say(f"warning: {s}.bin holds only {summary[s]['tokens']} tokens; nanoGPT's train.py "
-                f"needs more than block_size ({BLOCK_SIZE} by default)" +
-                (" and cannot read an empty file" if summary[s]["tokens"] == 0 else ""))
+    shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
+    where = {s: f"{os.path.join(out_dir, shards[s][0]['file'])}" if len(shards[s]) == 1 else
+             f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
+    print(f"done: train {t['tokens']:,} tokens ({t['documents']:,} documents, {where['train']}), "
+          f"val {v['tokens']:,} tokens ({v['documents']:,} documents, {where['val']}), "
+          f"{summary['dtype']}, in {summary['seconds']:.0f}s ({rate:.2f}M tokens/s)")
+    if summary["budget"]:
+        print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document "
+              f"ends at {summary['budget']['stopped_at']}")
+    if summary["format"] == "bin":
+        for s in SPLITS:
+            if summary[s]["tokens"] <= BLOCK_SIZE:
+                say(f"warning: {s}.bin holds only {summary[s]['tokens']} tokens; nanoGPT's train.py "
+                    f"needs more than block_size ({BLOCK_SIZE} by default)" +
+                    (" and cannot read an empty file" if summary[s]["tokens"] == 0 else ""))
+    else:
+        if len(shards["train"]) < 2:
+            say(f"warning: {len(shards['train'])} train shard: modded-nanogpt's loader needs at least "
+                "2 (a smaller --shard-tokens gives more)")
+        if summary["val"]["tokens"] < MODDED_VAL_TOKENS:
+            say(f"warning: val holds {summary['val']['tokens']:,} tokens; modded-nanogpt's evaluation "
+                f"reads {MODDED_VAL_TOKENS:,} from its first val shard (set --val-tokens)")
     if summary["forced_cuts"]:
         say(f"warning: {summary['forced_cuts']} forced cuts: text ran {MAX_SEARCH:,} characters "
             "without a letter or digit followed by whitespace; tokens next to each such cut may "
@@ -717,7 +1358,7 @@ def report(summary, out_dir):
         say(f"warning: {summary['invalid_utf8_bytes']} invalid UTF-8 bytes were replaced with "
             f"U+FFFD (the first: {summary['first_invalid_utf8']})")
     if summary["empty_rows"]:
-        say(f"note: {summary['empty_rows']} null or empty parquet rows were skipped")
+        say(f"note: {summary['empty_rows']} null or empty rows were skipped")
     if summary["skipped_files"]:
         say(f"warning: {len(summary['skipped_files'])} unreadable files were left out (wholly or "
             f"in part): {', '.join(summary['skipped_files'])}")
@@ -741,107 +1382,242 @@ class StopRequest:
         self.signum = signum
 
 
-def prepare(args):
-    if not 0 <= args.val_fraction <= 0.5:
+def progress_bar(units, todo, done_weight):
+    return tqdm(total=sum(units[u].weight for u in todo), initial=done_weight, unit="B", unit_scale=True,
+                unit_divisor=1024, desc="tokenizing", mininterval=1.0, smoothing=0.1)
+
+
+def fingerprints(args, inputs, enc):
+    """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
+    parts = dict(encoding=enc.name, text_column=args.text_column, piece_chars=args.piece_chars,
+                 unit_bytes=UNIT_BYTES, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
+    return parts, dict(parts, format=args.format, val_rule=list(args.val_rule), max_tokens=args.max_tokens,
+                       **(dict(shard_tokens=args.shard_tokens, prefix=args.prefix) if args.format != "bin" else {}))
+
+
+def setup(args):
+    """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
+    if args.val_fraction is not None and not 0 <= args.val_fraction <= 0.5:
         raise UserError("--val-fraction must be between 0 and 0.5")
-    out_dir = args.out_dir
-    args.piece_chars = PIECE_CHARS  # (the reader process reads it here, not as its own global)
-    inputs = open_inputs(args.input, out_dir, args.text_column, args.skip_bad_files)
+    args.piece_chars = PIECE_CHARS  # (the reader processes read it here, not as their own global)
+    args.prefix = args.prefix or ("edufineweb" if args.format == "npy" else "fineweb")
+    if args.val_tokens is not None:
+        args.val_rule = ("tokens", args.val_tokens)
+    elif args.val_fraction is not None:
+        args.val_rule = ("fraction", args.val_fraction)
+    else:  # nanoGPT's convention, or llm.c's
+        args.val_rule = ("fraction", VAL_FRACTION) if args.format == "bin" else ("tokens", VAL_TOKENS)
+    inputs = open_inputs(args.input, args.out_dir, args.text_column, args.skip_bad_files)
+    units = plan_units(inputs)
     enc = load_encoding(args.encoding)
     dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
-    if dtype is np.uint32:
-        print(f"warning: '{enc.name}' has {enc.n_vocab:,} tokens, more than uint16 holds: "
-              "train.bin/val.bin are written as uint32. nanoGPT's train.py reads uint16: change "
-              "np.uint16 to np.uint32 in its get_batch, and set vocab_size.", file=sys.stderr)
-    fingerprint = dict(encoding=enc.name, val_fraction=args.val_fraction, text_column=args.text_column,
-                       piece_chars=PIECE_CHARS, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        lock = take_lock(out_dir)
+        os.makedirs(args.out_dir, exist_ok=True)
+        lock = take_lock(args.out_dir, *((f".prepare-shard-{args.shard[0]}.lock", "run of this shard is writing to")
+                                         if args.shard else ()))
     except OSError as e:
-        raise UserError(f"cannot write to {out_dir} ({e.strerror}); choose another --out-dir") from None
-    out = Output(out_dir, fingerprint, dtype)
+        raise UserError(f"cannot write to {args.out_dir} ({e.strerror}); choose another --out-dir") from None
+    return inputs, units, enc, dtype, lock
+
+
+def warn_uint32(enc, args):
+    names = "train.bin/val.bin are written as uint32. nanoGPT's train.py reads uint16: change " \
+            "np.uint16 to np.uint32 in its get_batch, and set vocab_size" if args.format == "bin" else \
+        "the shards are written as uint32 with llm.c's LLaMA-3 header (magic 20240801, version 7), which " \
+        "llm.c's train_llama3.py reads; its GPT-2 loaders and modded-nanogpt read only uint16"
+    print(f"warning: '{enc.name}' has {enc.n_vocab:,} tokens, more than uint16 holds: {names}.", file=sys.stderr)
+
+
+def prepare(args):
+    inputs, units, enc, dtype, lock = setup(args)
+    if dtype is np.uint32:
+        warn_uint32(enc, args)
+    parts_fp, fingerprint = fingerprints(args, inputs, enc)
+    if args.shard:
+        return shard_run(args, inputs, units, enc, dtype, parts_fp)
+    check_val_tokens(args, inputs)
+    out = Output(args.out_dir, fingerprint, WRITERS[args.format](args.out_dir, dtype, args, enc.eot_token))
     state = out.start(args.restart)
     if state is None:
-        print(f"already done: {out_dir} holds train.bin/val.bin from these inputs and options "
-              "(add --restart to make them again)", file=sys.stderr)
+        print(f"already done: {args.out_dir} holds the output of these inputs and options "
+              "(add --restart to make it again)", file=sys.stderr)
         return 0
-    if not state["done"]:
-        stopped = encode_all(args, inputs, enc, dtype, out, state)
-        if stopped:
-            return stopped
-    if sum(state["tokens"]) == 0:
+    state["counts"]["skipped_files"] += [i.path for i in inputs if i.bad and i.path not in state["counts"]["skipped_files"]]
+    if args.merge:
+        missing = missing_parts(args.out_dir, units, parts_fp)
+        if missing:
+            shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
+            raise UserError(f"--merge needs every unit's part in {os.path.join(args.out_dir, PARTS)}, and "
+                            f"{len(missing)} are missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; "
+                            "run (or rerun) the --shard runs that make them, then --merge again")
+        chunks = part_chunks(args.out_dir, units, state, dtype)
+    else:
+        todo = range(state["next_unit"], len(units))
+        chunks = encoded_chunks(inputs, units, todo if not state["done"] else [], state["unit_state"], args, enc, dtype)
+    stopped = write_all(chunks, state, out, inputs, units, args, enc.eot_token)
+    if stopped:
+        return stopped
+    if sum(state["split"]["tokens"]) == 0:
         raise UserError("the input holds no text to tokenize (" +
                         ", ".join(i.path for i in inputs) + "); nothing was written")
-    summary = make_summary(state, inputs, enc, dtype)
-    out.finish(state, summary)
-    report(summary, out_dir)
+    if args.val_rule[0] == "tokens" and state["split"]["tokens"][TRAIN] == 0:
+        raise UserError(f"the input holds only {state['split']['tokens'][VAL]:,} tokens, and all went to val "
+                        f"(--val-tokens {args.val_rule[1]:,}); run again with --restart and a smaller --val-tokens")
+    out.writer.open(state["files"])
+    summary = out.finish(state, lambda files: make_summary(state, inputs, enc, dtype, args, files))
+    report(summary, args.out_dir)
     os.close(lock)
     return 0
 
 
-def encode_all(args, inputs, enc, dtype, out, state):
-    """Reads (in a child process), encodes (in worker threads) and writes, in input order,
-    checkpointing as it goes. Returns 0 when the input is used up, or the exit code when
-    stopped by a signal."""
+def check_val_tokens(args, inputs):
+    """An input that cannot hold the --val-tokens val split and some train is refused before
+    any work, when its text size is known (a token holds at least one byte)."""
+    if args.val_rule[0] != "tokens" or any(i.compression for i in inputs):
+        return
+    text = sum(sum(n for _, n in i.groups) if i.kind == "parquet" else i.size for i in inputs if not i.bad)
+    if text <= args.val_rule[1]:
+        raise UserError(f"the input holds at most {text:,} tokens, not more than the {args.val_rule[1]:,} "
+                        f"that go to val (--val-tokens{'' if args.val_tokens else ', the default for --format ' + args.format}); "
+                        "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
+
+
+def write_all(chunks, state, out, inputs, units, args, eot):
+    """Splits the encoded chunks (in order) and writes them, checkpointing as it goes. Returns 0
+    when the chunks are used up or the token budget is reached, or the exit code when stopped
+    by a signal. An input error is raised after what came before it is saved."""
     stop = StopRequest()
-    if sum(i.size for i in inputs) > SMALL_INPUT:
-        units = start_reader(inputs, state, args)
-    else:
-        units = read_units(inputs, json.loads(json.dumps(state)), args)  # (a copy: it reads ahead)
-    total = sum(i.size for i in inputs)
-    bar = tqdm(total=total, initial=progress_bytes(inputs, state), unit="B", unit_scale=True,
-               unit_divisor=1024, desc="tokenizing", mininterval=1.0, smoothing=0.1)
-    pool = ThreadPoolExecutor(args.workers)
-    pending = deque()
+    done_weight = sum(u.weight for u in units[:state["next_unit"]])
+    bar = progress_bar(units, range(len(units)), done_weight + (state["unit_state"] or {}).get("progress", 0))
     started, last_checkpoint, new_tokens = time.time(), time.time(), 0
-    seconds_before, finished = state["seconds"], False
-
-    def write_oldest():
-        nonlocal last_checkpoint, new_tokens
-        future, reached = pending.popleft()
-        arrays = future.result()
-        out.write(arrays)
-        tokens = [state["tokens"][i] + len(arrays[i]) for i in range(2)]
-        new_tokens += len(arrays[0]) + len(arrays[1])
-        state.update(reached, tokens=tokens, seconds=seconds_before + time.time() - started)
-        bar.update(progress_bytes(inputs, state) - bar.n)
-        bar.set_postfix_str(f"{new_tokens / max(time.time() - started, 1e-9) / 1e6:.2f}M tok/s",
-                            refresh=False)
-        if time.time() - last_checkpoint >= args.checkpoint_seconds:
-            out.checkpoint(state)
-            last_checkpoint = time.time()
-
+    seconds_before = state["seconds"]
+    out.writer.open(state["files"])
     try:
-        out.open(state)
-        input_error = None
         try:
-            for segments, reached in units:
-                pending.append((pool.submit(encode_unit, enc, segments, dtype), reached))
-                while len(pending) >= args.workers * IN_FLIGHT_PER_WORKER:
-                    write_oldest()
+            for u, tokens, cuts, chunk in chunks:
+                train, val, reached = split_chunk(tokens, cuts, state["split"], args.val_rule, eot, args.max_tokens)
+                out.writer.write(TRAIN, train)
+                out.writer.write(VAL, val)
+                add_counts(state["counts"], chunk["counts"])
+                new_tokens += len(train) + len(val)
+                if chunk["finished"]:
+                    state["next_unit"], state["unit_state"] = u + 1, None
+                    done_weight += units[u].weight
+                else:
+                    state["next_unit"], state["unit_state"] = u, dict(chunk["reached"], progress=chunk["progress"])
+                state["seconds"] = seconds_before + time.time() - started
+                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]) - bar.n)
+                bar.set_postfix_str(f"{new_tokens / max(time.time() - started, 1e-9) / 1e6:.2f}M tok/s", refresh=False)
+                if reached:
+                    state["budget"] = dict(max_tokens=args.max_tokens, stopped_at=where(inputs, units[u], chunk["reached"]))
+                    break
                 if stop.signum:
                     break
+                if time.time() - last_checkpoint >= args.checkpoint_seconds:
+                    out.checkpoint(state)
+                    last_checkpoint = time.time()
             else:
-                finished = True
-        except UserError as e:  # an input went bad: what was read before it is kept
-            input_error = e
-        while pending:
-            write_oldest()
-        state["done"] = finished
+                state["done"] = True
+        except UserError:  # an input went bad: what came before it is kept
+            out.checkpoint(state)
+            raise
+        state["done"] = state["done"] or bool(state["budget"])
         out.checkpoint(state)
-        if input_error:
-            raise input_error
     finally:
-        units.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        chunks.close()
         bar.close()
-        out.close()
+        out.writer.close()
     if not state["done"]:
-        pct = 100 * progress_bytes(inputs, state) / max(total, 1)
-        print(f"stopped at {pct:.0f}%; run the same command to continue", file=sys.stderr)
+        print(f"stopped at {100 * bar.n / max(bar.total, 1):.0f}%; run the same command to continue",
+              file=sys.stderr)
         return 128 + stop.signum
     return 0
+
+
+# --- several machines: each writes the parts of its shard of the units; --merge joins them
+
+def part_path(out_dir, u, suffix):
+    return os.path.join(out_dir, PARTS, f"unit{u:07d}{suffix}")
+
+
+def shard_run(args, inputs, units, enc, dtype, parts_fp):
+    """--shard I/N: the units u with u % N == I, each into parts/unit{u}.bin (tokens, EOT after
+    each document) and .json (where pieces end other than at EOT, counts). A finished unit is
+    final (written under another name, fsynced, renamed); a rerun skips it, so a stop loses at
+    most the unit in progress."""
+    i, n = args.shard
+    os.makedirs(os.path.join(args.out_dir, PARTS), exist_ok=True)
+    todo = [u for u in range(len(units)) if u % n == i and not part_done(args.out_dir, u, parts_fp)]
+    stop = StopRequest()
+    bar = progress_bar(units, todo, 0)
+    files, cuts, counts, length, written = {}, {}, {}, {}, 0
+    chunks = encoded_chunks(inputs, units, todo, None, args, enc, dtype)
+    try:
+        for u, tokens, chunk_cuts, chunk in chunks:
+            if u not in files:
+                files[u], cuts[u], counts[u], length[u] = open(part_path(args.out_dir, u, ".bin.partial"), "wb"), [], new_counts(), 0
+            files[u].write(tokens.astype(dtype).data)
+            cuts[u] += [length[u] + c for c in chunk_cuts]
+            length[u] += len(tokens)
+            add_counts(counts[u], chunk["counts"])
+            if chunk["finished"]:
+                f = files.pop(u)
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                os.replace(part_path(args.out_dir, u, ".bin.partial"), part_path(args.out_dir, u, ".bin"))
+                write_json(part_path(args.out_dir, u, ".json"),
+                           dict(tokens=length[u], cuts=cuts[u], counts=counts[u], fingerprint=parts_fp))
+                written += 1
+                bar.update(units[u].weight)
+            if stop.signum:
+                break
+    finally:
+        chunks.close()
+        bar.close()
+        for f in files.values():
+            f.close()
+    left = len(todo) - written
+    if left:
+        print(f"stopped with {left} of this shard's {len(todo)} units to go; run the same command to "
+              "continue", file=sys.stderr)
+        return 128 + stop.signum
+    print(f"done: shard {i}/{n}: {len(todo)} units written to {os.path.join(args.out_dir, PARTS)} "
+          f"({sum(1 for u in range(len(units)) if u % n == i)} in this shard); when every shard is done, "
+          "run the same command with --merge instead of --shard")
+    return 0
+
+
+def part_done(out_dir, u, parts_fp):
+    meta = part_path(out_dir, u, ".json")
+    if not os.path.exists(meta):
+        return False
+    info = read_json(meta)
+    return info.get("fingerprint") == parts_fp and os.path.exists(part_path(out_dir, u, ".bin"))
+
+
+def missing_parts(out_dir, units, parts_fp):
+    return [u for u in range(len(units)) if not part_done(out_dir, u, parts_fp)]
+
+
+def part_chunks(out_dir, units, state, dtype, block=1 << 20):
+    """The parts' tokens in unit order, from the checkpoint's position, in blocks: what
+    encoded_chunks gives on one machine, from disk. state: next_unit, unit_state (token)."""
+    itemsize = np.dtype(dtype).itemsize
+    for u in range(state["next_unit"], len(units)):
+        info = read_json(part_path(out_dir, u, ".json"))
+        start = (state["unit_state"] or {}).get("token", 0) if u == state["next_unit"] else 0
+        size = os.path.getsize(part_path(out_dir, u, ".bin")) // itemsize
+        if size != info["tokens"]:
+            raise UserError(f"{part_path(out_dir, u, '.bin')} holds {size:,} tokens, but its .json says "
+                            f"{info['tokens']:,}; delete both and rerun its --shard run")
+        for lo in range(start, max(size, 1), block):
+            hi = min(lo + block, size)
+            tokens = np.fromfile(part_path(out_dir, u, ".bin"), dtype, count=hi - lo, offset=lo * itemsize)
+            last = hi == size
+            yield u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], dict(
+                counts=info["counts"] if last else new_counts(), finished=last,
+                reached=dict(token=hi), progress=units[u].weight * hi // max(size, 1))
 
 
 # -----------------------------------------------------------------------------
@@ -854,60 +1630,123 @@ def verify(out_dir):
     summary = read_json(summary_path)
     enc = load_encoding(summary["encoding"])
     dtype = np.dtype(summary["dtype"])
+    shards = summary["format"] != "bin"
     for s in SPLITS:
-        path, want = os.path.join(out_dir, f"{s}.bin"), summary[s]
-        if not os.path.exists(path):
-            raise UserError(f"{path} is missing")
-        size = os.path.getsize(path)
-        if size != want["tokens"] * dtype.itemsize:
-            raise UserError(f"{path} is {size:,} bytes, but the summary says {want['tokens']:,} "
-                            f"{dtype.name} tokens ({want['tokens'] * dtype.itemsize:,} bytes)")
-        data = np.memmap(path, dtype=dtype, mode="r") if size else np.empty(0, dtype)
-        eots = 0
-        for lo in range(0, len(data), 1 << 24):
-            block = data[lo:lo + (1 << 24)]
-            if block.max() >= enc.n_vocab:
-                bad = lo + int(np.argmax(block >= enc.n_vocab))
-                raise UserError(f"{path}: token {bad:,} is {int(data[bad])}, not below the "
-                                f"vocabulary size {enc.n_vocab}")
-            eots += int(np.count_nonzero(block == enc.eot_token))
-        if eots != want["documents"]:
-            raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
-                            f"{want['documents']:,} documents")
-        print(f"ok: {path}: {want['tokens']:,} {dtype.name} tokens, {eots:,} documents")
-        ends = np.flatnonzero(data[:1 << 20] == enc.eot_token)[:2]
-        for lo, hi in zip([-1, *ends[:-1]], ends):
-            text = enc.decode(data[lo + 1:hi].tolist())
-            print(f"  {s} document: {text[:200]!r}{'...' if len(text) > 200 else ''}")
+        files = [f for f in summary["files"] if f["split"] == s]
+        docs = 0
+        for i, f in enumerate(files):
+            docs += verify_file(os.path.join(out_dir, f["file"]), f, summary, enc, dtype, shows=i == 0)
+        if docs != summary[s]["documents"] or sum(f["tokens"] for f in files) != summary[s]["tokens"]:
+            raise UserError(f"the {s} files hold {docs:,} documents, but the summary says {summary[s]['documents']:,}")
     return 0
+
+
+def verify_file(path, want, summary, enc, dtype, shows):
+    """Checks one file (its header, size, tokens, end-of-text count); shows a document."""
+    if not os.path.exists(path):
+        raise UserError(f"{path} is missing")
+    fmt, n = summary["format"], want["tokens"]
+    header = {"bin": b"", "llmc": llmc_header(n, dtype), "npy": npy_header(n, dtype)}[fmt]
+    with open(path, "rb") as f:
+        head = f.read(len(header))
+    if head != header:
+        raise UserError(f"{path}: its header is not the {fmt} header for {n:,} {dtype.name} tokens")
+    size = os.path.getsize(path)
+    if size != len(header) + n * dtype.itemsize:
+        raise UserError(f"{path} is {size:,} bytes, but the summary says {n:,} "
+                        f"{dtype.name} tokens ({len(header) + n * dtype.itemsize:,} bytes)")
+    data = np.memmap(path, dtype=dtype, mode="r", offset=len(header)) if n else np.empty(0, dtype)
+    eots = 0
+    for lo in range(0, len(data), 1 << 24):
+        block = data[lo:lo + (1 << 24)]
+        if block.max() >= enc.n_vocab:
+            bad = lo + int(np.argmax(block >= enc.n_vocab))
+            raise UserError(f"{path}: token {bad:,} is {int(data[bad])}, not below the "
+                            f"vocabulary size {enc.n_vocab}")
+        eots += int(np.count_nonzero(block == enc.eot_token))
+    documents = want.get("documents", summary[want["split"]]["documents"])
+    if eots != documents:
+        raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
+                        f"{documents:,} documents")
+    print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents")
+    if shows:
+        ends = np.flatnonzero(data[:1 << 20] == enc.eot_token)[:3]
+        docs = zip(ends[:-1] + 1, ends[1:]) if fmt != "bin" else zip([-1, *ends[:-1]], ends)
+        for lo, hi in list(docs)[:2]:
+            text = enc.decode(data[lo + (fmt == "bin"):hi].tolist())
+            print(f"  {want['split']} document: {text[:200]!r}{'...' if len(text) > 200 else ''}")
+    return eots
 
 
 # -----------------------------------------------------------------------------
 
+def shard_arg(text):
+    m = re.fullmatch(r"(\d+)/(\d+)", text or "")
+    if not m or not int(m.group(1)) < int(m.group(2)):
+        raise argparse.ArgumentTypeError("give it as I/N with 0 <= I < N, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def slurm_shard():
+    """The array task's place in its array, as a shard: (ID - MIN, COUNT); None outside arrays."""
+    env = os.environ
+    if all(k in env for k in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")):
+        return shard_arg(f"{int(env['SLURM_ARRAY_TASK_ID']) - int(env['SLURM_ARRAY_TASK_MIN'])}/"
+                         f"{env['SLURM_ARRAY_TASK_COUNT']}")
+    return None
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     p.add_argument("--input", nargs="+", default=[os.path.join(HERE, "train_fineweb.txt")],
-                   help=".txt/.parquet files, folders or glob patterns (default: train_fineweb.txt here)")
-    p.add_argument("--out-dir", default=HERE, help="where train.bin/val.bin go (default: this folder)")
-    p.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
-                   help=f"share of documents held out as val (default {VAL_FRACTION})")
+                   help=f"files ({SUPPORTED}), folders (searched at any depth) or glob patterns "
+                        "(default: train_fineweb.txt here)")
+    p.add_argument("--out-dir", default=HERE, help="where the output goes (default: this folder)")
+    p.add_argument("--format", choices=sorted(WRITERS), default="bin",
+                   help="bin: nanoGPT's train.bin/val.bin; llmc: llm.c/modded-nanogpt shards; "
+                        "npy: build-nanogpt shards (default bin)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help=f"share of documents held out as val (default {VAL_FRACTION} for --format bin)")
+    p.add_argument("--val-tokens", type=int, default=None,
+                   help=f"val: the first whole documents until it holds this many tokens "
+                        f"(default {VAL_TOKENS:,} for the shard formats)")
+    p.add_argument("--shard-tokens", type=int, default=SHARD_TOKENS,
+                   help=f"tokens per shard for llmc/npy (default {SHARD_TOKENS:,})")
+    p.add_argument("--prefix", help="shard file name prefix (default fineweb for llmc, edufineweb for npy)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="stop at the first document end at or after this many tokens (train + val)")
     p.add_argument("--encoding", default="gpt2", help="tiktoken encoding name (default gpt2)")
-    p.add_argument("--text-column", default="text", help="parquet column with the text (default text)")
+    p.add_argument("--text-column", default="text", help="parquet column / JSON key with the text (default text)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_CHARS,
-                   help=f"characters per unit of work (default {CHUNK_CHARS}); output does not depend on it")
+                   help=f"characters per encode call (default {CHUNK_CHARS}); output does not depend on it")
     p.add_argument("--workers", type=int, default=usable_cpus(),
                    help="encoding threads (default: all cores); output does not depend on it")
+    p.add_argument("--readers", type=int, default=None,
+                   help=f"reader processes (default: one per {CORES_PER_READER} workers); output does not depend on it")
+    p.add_argument("--shard", type=shard_arg, default=None,
+                   help="I/N: process only shard I of N of the input's units into --out-dir/parts, for "
+                        "--merge to join (default in a Slurm job array: the task's place in it)")
+    p.add_argument("--merge", action="store_true", help="join the parts of all --shard runs into the output")
     p.add_argument("--checkpoint-seconds", type=float, default=CHECKPOINT_SECONDS,
                    help=f"seconds between checkpoints (default {CHECKPOINT_SECONDS:g})")
     p.add_argument("--restart", action="store_true", help="throw away earlier progress and output here")
     p.add_argument("--skip-bad-files", action="store_true",
-                   help="leave out unreadable parquet files (with a warning) instead of stopping")
+                   help="leave out unreadable files or their damaged rest (with a warning) instead of stopping")
     p.add_argument("--strict-utf8", action="store_true",
                    help="stop at invalid UTF-8 instead of replacing it with U+FFFD")
     p.add_argument("--verify", action="store_true", help="check finished output in --out-dir and exit")
     args = p.parse_args(argv)
-    if args.chunk_size < 1 or args.workers < 1:
-        p.error("--chunk-size and --workers must be at least 1")
+    if args.chunk_size < 1 or args.workers < 1 or (args.readers is not None and args.readers < 1):
+        p.error("--chunk-size, --workers and --readers must be at least 1")
+    if args.shard_tokens < 1 or args.shard_tokens >= 1 << 31:
+        p.error("--shard-tokens must be between 1 and 2,147,483,647 (llm.c's header holds an int32)")
+    if args.val_tokens is not None and args.val_fraction is not None:
+        p.error("give --val-tokens or --val-fraction, not both")
+    args.readers = args.readers or -(-args.workers // CORES_PER_READER)
+    if args.shard is None and not args.merge:
+        args.shard = slurm_shard()
+    if args.shard and args.merge:
+        p.error("--merge joins the shards: run it without --shard, once every shard is done")
     return args
 
 

@@ -1142,7 +1142,7 @@ class ShardWriter:
                 self.append(split, out)
                 return
             # the shard ends at the last document start that fits, else (one document) at cap
-            fits = [p for p in [fs["doc_start"][split], *starts[starts <= cap][-1:]] if p]
+            fits = [int(p) for p in [fs["doc_start"][split], *starts[starts <= cap][-1:]] if p]
             end = max(fits, default=cap)
             if end > n:
                 self.append(split, out[:end - n])
@@ -1327,23 +1327,23 @@ def report(summary, out_dir):
     """The plain summary at the end, and warnings about what the trainers will trip over."""
     say = lambda msg: print(msg, file=sys.stderr)
     t, v = summary["train"], summary["val"]
-    rate = (t["tokens"] + v["tokens"]) / max(summary["seconds"], 1e-9) / 1e6
+    rate = f" ({(t['tokens'] + v['tokens']) / summary['seconds'] / 1e6:.2f}M tokens/s)" if summary["seconds"] >= 1 else ""
     shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
     where = {s: f"{os.path.join(out_dir, shards[s][0]['file'])}" if len(shards[s]) == 1 else
              f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
     print(f"done: train {t['tokens']:,} tokens ({t['documents']:,} documents, {where['train']}), "
           f"val {v['tokens']:,} tokens ({v['documents']:,} documents, {where['val']}), "
-          f"{summary['dtype']}, in {summary['seconds']:.0f}s ({rate:.2f}M tokens/s)")
+          f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
     if summary["budget"]:
-        print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document "
-              f"ends at {summary['budget']['stopped_at']}")
+        print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
+              f"ends before {summary['budget']['stopped_at']}")
     if summary["format"] == "bin":
         for s in SPLITS:
             if summary[s]["tokens"] <= BLOCK_SIZE:
                 say(f"warning: {s}.bin holds only {summary[s]['tokens']} tokens; nanoGPT's train.py "
                     f"needs more than block_size ({BLOCK_SIZE} by default)" +
                     (" and cannot read an empty file" if summary[s]["tokens"] == 0 else ""))
-    else:
+    elif summary["format"] == "llmc":
         if len(shards["train"]) < 2:
             say(f"warning: {len(shards['train'])} train shard: modded-nanogpt's loader needs at least "
                 "2 (a smaller --shard-tokens gives more)")
@@ -1436,6 +1436,13 @@ def prepare(args):
     if args.shard:
         return shard_run(args, inputs, units, enc, dtype, parts_fp)
     check_val_tokens(args, inputs)
+    if args.merge:
+        missing = missing_parts(args.out_dir, units, parts_fp)
+        if missing:
+            shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
+            raise UserError(f"--merge needs every unit's part in {os.path.join(args.out_dir, PARTS)}, and "
+                            f"{len(missing)} are missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; "
+                            "run (or rerun) the --shard runs that make them, then --merge again")
     out = Output(args.out_dir, fingerprint, WRITERS[args.format](args.out_dir, dtype, args, enc.eot_token))
     state = out.start(args.restart)
     if state is None:
@@ -1444,12 +1451,6 @@ def prepare(args):
         return 0
     state["counts"]["skipped_files"] += [i.path for i in inputs if i.bad and i.path not in state["counts"]["skipped_files"]]
     if args.merge:
-        missing = missing_parts(args.out_dir, units, parts_fp)
-        if missing:
-            shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
-            raise UserError(f"--merge needs every unit's part in {os.path.join(args.out_dir, PARTS)}, and "
-                            f"{len(missing)} are missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; "
-                            "run (or rerun) the --shard runs that make them, then --merge again")
         chunks = part_chunks(args.out_dir, units, state, dtype)
     else:
         todo = range(state["next_unit"], len(units))

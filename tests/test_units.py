@@ -1,0 +1,254 @@
+"""Units of work fixed by the inputs: the same bytes for any unit size, any number of reader
+processes, any number of machines (--shard I/N, then --merge), and after kills anywhere."""
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import corpus
+from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, prepare, read_bin,
+                     reference_docs, run, split_docs, start, txt_documents, txt_layout, write_parquet)
+from test_exact import TEXTS
+
+SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+def run_in_process(inputs, out, monkeypatch, unit_bytes, readers=1, small=True, **options):
+    """prepare.main in this process, with units of unit_bytes (read by LocalReader when small,
+    else by reader processes, which get their units from here)."""
+    monkeypatch.setattr(prepare, "UNIT_BYTES", unit_bytes)
+    monkeypatch.setattr(prepare, "SMALL_INPUT", 1 << 40 if small else 0)
+    args = ["--input", *map(str, inputs), "--out-dir", str(out), "--readers", str(readers)]
+    for k, v in options.items():
+        args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return prepare.main(args)
+
+
+def outputs(out):
+    return [(out / name).read_bytes() for name in ("train.bin", "val.bin")]
+
+
+@SETTINGS
+@given(text=TEXTS, unit=st.integers(1, 48), chunk=st.integers(1, 40))
+def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, monkeypatch):
+    """Byte ranges as small as one byte: every document is read once, by the unit its boundary's
+    last marker starts in, however the ranges cut markers, whitespace and characters."""
+    docs = txt_documents(text)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        rc = run_in_process([path], os.path.join(d, "o"), monkeypatch, unit, chunk_size=chunk, val_fraction=0)
+        if not docs:
+            assert rc == 1
+            return
+        assert rc == 0
+        train = read_bin(os.path.join(d, "o", "train.bin"))
+    assert train == flat(reference_docs(docs))
+
+
+@SETTINGS
+@given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=20), unit=st.integers(1, 200),
+       group=st.integers(1, 5), frac=st.sampled_from([0, 0.2, 0.5]))
+def test_parquet_units_give_the_same_files_as_one_unit(rows, unit, group, frac, monkeypatch):
+    if not any(rows):
+        return
+    with tempfile.TemporaryDirectory() as d:
+        write_parquet(f"{d}/in.parquet", rows, row_group_size=group)
+        from pathlib import Path
+        assert run_in_process([f"{d}/in.parquet"], Path(d, "a"), monkeypatch, unit, val_fraction=frac) == 0
+        assert run_in_process([f"{d}/in.parquet"], Path(d, "b"), monkeypatch, 1 << 30, val_fraction=frac) == 0
+        a, b = outputs(Path(d, "a")), outputs(Path(d, "b"))
+    assert a == b
+    assert sorted(split_docs(read_list(a[0])) + split_docs(read_list(a[1]))) == \
+        sorted(reference_docs([r for r in rows if r]))
+
+
+def read_list(data):
+    import numpy as np
+    return np.frombuffer(data, np.uint16).tolist()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """txt with markers, a markerless txt (one document over many units), parquet with many row
+    groups, JSON Lines: what a one-unit-per-file, one-reader run makes of them is the reference."""
+    d = tmp_path_factory.mktemp("mixed")
+    corpus.write_txt(d / "a.txt", 600_000, seed=21)
+    (d / "b.txt").write_text(" ".join(next(corpus.documents(300_000, seed=22)) for _ in range(3)), encoding="utf-8")
+    corpus.write_parquet(d / "c.parquet", 400_000, seed=23, rows_per_group=7)
+    docs = list(corpus.documents(300_000, seed=24))
+    with open(d / "d.jsonl", "w", encoding="utf-8") as f:
+        import json
+        f.writelines(json.dumps({"text": t}) + "\n" for t in docs)
+    return [d / "a.txt", d / "b.txt", d / "c.parquet", d / "d.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def mixed_reference(mixed, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "o"
+    mp = pytest.MonkeyPatch()
+    try:
+        assert run_in_process(mixed, out, mp, 1 << 30, val_fraction=0.01) == 0
+    finally:
+        mp.undo()
+    return outputs(out)
+
+
+@pytest.mark.parametrize("readers", [1, 2, 4])
+def test_reader_processes_give_the_same_bytes(mixed, mixed_reference, readers, tmp_path, monkeypatch):
+    """Units of 40 KB (documents span many), read by 1, 2 or 4 reader processes."""
+    assert run_in_process(mixed, tmp_path / "o", monkeypatch, 40_000, readers=readers, small=False,
+                          val_fraction=0.01, chunk_size=5000) == 0
+    assert outputs(tmp_path / "o") == mixed_reference
+
+
+@pytest.mark.parametrize("shards", [1, 3, 5])
+def test_shards_then_merge_give_the_one_machine_bytes(mixed, mixed_reference, shards, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    for i in range(shards):
+        assert run_in_process(mixed, out, monkeypatch, 40_000, shard=f"{i}/{shards}", readers=2, small=False) == 0
+    assert run_in_process(mixed, out, monkeypatch, 40_000, merge=True, val_fraction=0.01) == 0
+    assert outputs(out) == mixed_reference
+
+
+def test_merge_with_a_missing_unit_refuses_names_it_and_changes_nothing(mixed, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+    for i in (0, 2):
+        assert run_in_process(mixed, out, monkeypatch, 100_000, shard=f"{i}/3") == 0
+    before = sorted(os.listdir(out))  # (and a lock file, which the OS releases)
+    assert run_in_process(mixed, out, monkeypatch, 100_000, merge=True) == 1
+    err = capsys.readouterr().err
+    assert "--merge needs every unit's part" in err and "unit 1 (" in err and "a.txt at byte 100,000" in err, err
+    assert sorted(n for n in os.listdir(out) if n != ".prepare.lock") == before
+
+
+# --- real processes killed at random moments -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Seven inputs of ~0.6 MB: seven units at the default unit size."""
+    d = tmp_path_factory.mktemp("files")
+    paths = []
+    for k in range(7):
+        corpus.write_txt(d / f"{k}.txt", 600_000, seed=30 + k) if k % 2 else \
+            corpus.write_parquet(d / f"{k}.parquet", 600_000, seed=30 + k, rows_per_group=50)
+        paths.append(d / (f"{k}.txt" if k % 2 else f"{k}.parquet"))
+    return paths
+
+
+def digest(out, names=("train.bin", "val.bin")):
+    return [hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names]
+
+
+def kill_at_random(args, out, rng, watch, times=4):
+    """Starts the command, SIGKILLs it at a random moment once watch() sees progress, again."""
+    kills = 0
+    for _ in range(times):
+        proc = start(*args)
+        deadline = time.time() + 60
+        while not watch() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.3))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+    return kills
+
+
+def test_sigkill_of_shards_and_of_the_merge_then_rerun_gives_the_same_bytes(files, tmp_path):
+    one = tmp_path / "one"
+    r = run("--input", *files, "--out-dir", one, "--val-fraction", 0.01)
+    assert r.returncode == 0, r.stderr
+    out, rng, parts = tmp_path / "o", random.Random(5), tmp_path / "o" / "parts"
+    kills = 0
+    for i in range(2):
+        args = ["--input", *files, "--out-dir", out, "--shard", f"{i}/2"]
+        kills += kill_at_random(args, out, rng, lambda: parts.exists() and any(
+            n.endswith(".json") for n in os.listdir(parts)))
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+    assert kills >= 2
+    args = ["--input", *files, "--out-dir", out, "--merge", "--val-fraction", 0.01, "--checkpoint-seconds", 0]
+    kills = kill_at_random(args, out, rng, lambda: (out / "prepare.checkpoint.json").exists(), times=3)
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == digest(one)
+
+
+def test_a_second_run_of_the_same_shard_is_refused(files, tmp_path):
+    out = tmp_path / "o"
+    proc = start("--input", *files, "--out-dir", out, "--shard", "1/2")
+    try:
+        while not (out / ".prepare-shard-1.lock").exists():
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGSTOP)
+        assert_user_error(run("--input", *files, "--out-dir", out, "--shard", "1/2"), "another run of this shard")
+        r = run("--input", *files, "--out-dir", out, "--shard", "0/2")  # another shard goes on
+        assert r.returncode == 0, r.stderr
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+# --- Slurm: a job array of shards and a dependent merge, on a one-node cluster ---------------
+
+SLURM = os.path.join(ROOT, "tests", "slurm", "start-local-slurm.sh")
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A one-node Slurm cluster (Debian's slurmctld, slurmd, munge; needs root and the packages,
+    which tests/slurm/start-local-slurm.sh installs when it can)."""
+    if os.geteuid() != 0:
+        pytest.skip("starting Slurm needs root")
+    r = subprocess.run(["bash", SLURM], capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        pytest.skip(f"Slurm could not be started here: {(r.stderr or r.stdout).strip()[-300:]}")
+    yield
+    subprocess.run(["bash", SLURM, "stop"], capture_output=True)
+
+
+def sbatch(*args):
+    r = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(slurm, files, tmp_path):
+    one = tmp_path / "one"
+    r = run("--input", *files, "--out-dir", one, "--format", "llmc", "--val-tokens", 50_000,
+            "--shard-tokens", 300_000)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "shared fs" / "out"
+    command = f'"{shutil.which("python3") or "python3"}" "{SCRIPT}" --input ' + " ".join(f'"{f}"' for f in files) + \
+        f' --out-dir "{out}" --format llmc --val-tokens 50000 --shard-tokens 300000 --workers 1'
+    env = f"export TIKTOKEN_CACHE_DIR={os.environ['TIKTOKEN_CACHE_DIR']}\n"
+    (tmp_path / "job.sh").write_text(f"#!/bin/bash\n{env}{command}\n")
+    (tmp_path / "merge.sh").write_text(f"#!/bin/bash\n{env}{command} --merge\n")
+    array = sbatch("--array=3-6", "--output", str(tmp_path / "task-%a.log"), str(tmp_path / "job.sh"))
+    merge = sbatch(f"--dependency=afterok:{array}", "--output", str(tmp_path / "merge.log"), str(tmp_path / "merge.sh"))
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        q = subprocess.run(["squeue", "-h", "-j", f"{array},{merge}"], capture_output=True, text=True)
+        if q.returncode == 0 and not q.stdout.strip():
+            break
+        time.sleep(1)
+    logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
+    assert sorted(logs) == ["merge.log", "task-3.log", "task-4.log", "task-5.log", "task-6.log"], logs
+    for k in range(4):  # array tasks 3..6 are shards 0..3 of 4
+        assert f"done: shard {k}/4" in logs[f"task-{k + 3}.log"], logs
+    assert "done:" in logs["merge.log"], logs["merge.log"]
+    names = sorted(n for n in os.listdir(one) if n.endswith(".bin"))
+    assert names == sorted(n for n in os.listdir(out) if n.endswith(".bin")) and len(names) > 2
+    assert digest(out, names) == digest(one, names)

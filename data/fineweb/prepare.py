@@ -1473,12 +1473,13 @@ def prepare(args):
 
 def check_val_tokens(args, inputs):
     """An input that cannot hold the --val-tokens val split and some train is refused before
-    any work, when its text size is known (a token holds at least one byte)."""
-    if args.val_rule[0] != "tokens" or any(i.compression for i in inputs):
+    any work, when that is sure: uncompressed txt/jsonl files (each makes at most a token per
+    byte, and one more for the end of a file)."""
+    if args.val_rule[0] != "tokens" or any(i.compression or i.kind == "parquet" for i in inputs):
         return
-    text = sum(sum(n for _, n in i.groups) if i.kind == "parquet" else i.size for i in inputs if not i.bad)
-    if text <= args.val_rule[1]:
-        raise UserError(f"the input holds at most {text:,} tokens, not more than the {args.val_rule[1]:,} "
+    most = sum(i.size + 1 for i in inputs)
+    if most <= args.val_rule[1]:
+        raise UserError(f"the input makes at most {most:,} tokens, not more than the {args.val_rule[1]:,} "
                         f"that go to val (--val-tokens{'' if args.val_tokens else ', the default for --format ' + args.format}); "
                         "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
 

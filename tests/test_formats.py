@@ -1,0 +1,203 @@
+"""The shard formats, read the way each trainer reads them (readers written here from the
+trainers' source): llm.c / modded-nanogpt .bin shards and build-nanogpt .npy shards."""
+import glob
+import math
+import os
+import random
+import signal
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import tiktoken
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import corpus
+from helpers import (EOT, GPT2, assert_user_error, read_bin, run, split_docs, start, txt_layout,
+                     write_parquet, prepare)
+from test_exact import DOCS
+
+SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+def load_llmc(path, magic=20240520, version=1, dtype=np.uint16):
+    """llm.c's dataloader.h / train_gpt2.py and modded-nanogpt's _load_data_shard: a header of
+    256 int32 (magic, version, token count), then exactly that many tokens."""
+    header = np.fromfile(path, dtype="<i4", count=256)
+    assert header[0] == magic, "Bad magic in the data file"
+    assert header[1] == version, "Bad version in data file"
+    ntok = int(header[2])
+    assert ntok > 0
+    assert os.path.getsize(path) == 256 * 4 + ntok * np.dtype(dtype).itemsize, "file size is not as expected"
+    with open(path, "rb") as f:
+        f.seek(256 * 4)
+        tokens = np.frombuffer(f.read(), dtype=dtype)
+    assert len(tokens) == ntok
+    return tokens.tolist()
+
+
+def llmc_split(out, split, prefix="fineweb", **kwargs):
+    """modded-nanogpt's glob of a split's shards, sorted, each loaded."""
+    return [load_llmc(p, **kwargs) for p in sorted(glob.glob(os.path.join(out, f"{prefix}_{split}_*.bin")))]
+
+
+def npy_split(out, split):
+    """build-nanogpt's DataLoaderLite: the folder's names containing the split, sorted, np.load."""
+    shards = sorted(s for s in os.listdir(out) if split in s)
+    assert shards, f"no shards found for split {split}"
+    return [np.load(os.path.join(out, s)).astype(np.int32).tolist() for s in shards]
+
+
+READERS = {"llmc": llmc_split, "npy": npy_split}
+
+
+def reference_split(docs, rule, enc=GPT2):
+    """[EOT] + encode_ordinary(doc) for each document of each split, by the README's rule:
+    ("tokens", N): the first whole documents until val holds N tokens; ("fraction", F):
+    document 1 and then every 1/F-th."""
+    val, train, have = [], [], 0
+    for i, d in enumerate(docs):
+        tokens = [enc.eot_token] + enc.encode_ordinary(d)
+        if rule[0] == "tokens":
+            to_val = have < rule[1] and (not train)
+        else:
+            to_val = i >= 1 and math.ceil(i * rule[1]) > math.ceil((i - 1) * rule[1])
+        (val if to_val else train).append(tokens)
+        have += len(tokens) * to_val
+    return train, val
+
+
+def check_shards(shards, docs, cap):
+    """Concatenated, the shards are the split's documents; each shard ends at the last whole
+    document that fits in cap (a document longer than cap alone is split)."""
+    assert [t for s in shards for t in s] == [t for d in docs for t in d]
+    for shard, after in zip(shards, shards[1:]):
+        assert len(shard) <= cap
+        if after[0] != EOT:  # a shard starts inside a document only if it is longer than a shard
+            assert EOT not in shard[1:], "a document was split though it would have fitted in a shard"
+        elif shard[0] == EOT:  # whole documents on both sides of the boundary
+            next_doc = split_docs_before(after)[0]
+            assert len(shard) + len(next_doc) > cap, "the next document would have fitted"
+    assert not shards or len(shards[-1]) <= cap
+
+
+def split_docs_before(tokens):
+    """Token list cut before each end-of-text token (EOT-before layout)."""
+    starts = [i for i, t in enumerate(tokens) if t == EOT] + [len(tokens)]
+    return [tokens[a:b] for a, b in zip(starts, starts[1:])]
+
+
+@SETTINGS
+@given(docs=DOCS, fmt=st.sampled_from(["llmc", "npy"]), cap=st.integers(1, 120),
+       rule=st.one_of(st.tuples(st.just("tokens"), st.integers(1, 60)),
+                      st.tuples(st.just("fraction"), st.sampled_from([0.1, 0.3, 0.5]))),
+       chunk=st.integers(1, 80), source=st.sampled_from(["txt", "parquet"]))
+def test_shards_read_as_each_trainer_reads_them_equal_the_one_shot_encoding(docs, fmt, cap, rule, chunk, source):
+    train_ref, val_ref = reference_split(docs, rule)
+    with tempfile.TemporaryDirectory() as d:
+        if source == "txt":
+            with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
+                f.write(txt_layout(docs))
+        else:
+            write_parquet(f"{d}/in.parquet", docs, row_group_size=3)
+        option = ["--val-tokens", rule[1]] if rule[0] == "tokens" else ["--val-fraction", rule[1]]
+        rc = prepare.main(list(map(str, ["--input", f"{d}/in.{source}", "--out-dir", f"{d}/o", "--format", fmt,
+                                        "--shard-tokens", cap, "--chunk-size", chunk, *option])))
+        if rule[0] == "tokens" and not train_ref:
+            assert rc == 1  # all of it would go to val
+            return
+        assert rc == 0
+        train, val = READERS[fmt](f"{d}/o", "train"), (READERS[fmt](f"{d}/o", "val") if val_ref else [])
+        names = sorted(n for n in os.listdir(f"{d}/o") if n.endswith((".bin", ".npy")))
+    check_shards(train, train_ref, cap)
+    if rule[0] == "tokens":
+        assert len(val) == 1  # with --val-tokens, val is one shard
+    check_shards(val, val_ref, cap if rule[0] == "fraction" else math.inf)
+    prefix = "fineweb" if fmt == "llmc" else "edufineweb"
+    ext = ".bin" if fmt == "llmc" else ".npy"
+    assert names == sorted([f"{prefix}_train_{i:06d}{ext}" for i in range(1, len(train) + 1)] +
+                           [f"{prefix}_val_{i:06d}{ext}" for i in range(len(val))])
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("in")
+    corpus.write_txt(d / "a.txt", 3 << 20, seed=41)
+    corpus.write_parquet(d / "b.parquet", 1 << 20, seed=42, rows_per_group=100)
+    return [d / "a.txt", d / "b.parquet"]
+
+
+def shard_bytes(out):
+    return {n: (out / n).read_bytes() for n in sorted(os.listdir(out)) if n.endswith((".bin", ".npy"))}
+
+
+@pytest.mark.parametrize("fmt", ["llmc", "npy"])
+def test_sigkill_at_random_moments_then_resume_gives_identical_shards(inputs, fmt, tmp_path):
+    args = ["--input", *inputs, "--format", fmt, "--val-tokens", 30_000, "--shard-tokens", 60_000,
+            "--chunk-size", 20_000, "--checkpoint-seconds", 0]
+    r = run(*args, "--out-dir", tmp_path / "whole")
+    assert r.returncode == 0, r.stderr
+    out, rng, kills = tmp_path / "out", random.Random(len(fmt)), 0
+    while kills < 6:
+        proc = start(*args, "--out-dir", out)
+        while proc.poll() is None and not (out / "prepare.checkpoint.json").exists():
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.05, 0.5))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+        assert not any(n.endswith((".bin", ".npy")) and n not in shard_bytes(tmp_path / "whole")
+                       for n in os.listdir(out)), "a name a trainer reads holds something else"
+    assert kills >= 2, "the run finished before it could be killed twice"
+    r = run(*args, "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert shard_bytes(out) == shard_bytes(tmp_path / "whole")
+    assert len(shard_bytes(out)) > 10
+
+
+def test_verify_checks_each_shard(inputs, tmp_path):
+    out = tmp_path / "o"
+    assert run("--input", *inputs, "--out-dir", out, "--format", "llmc", "--val-tokens", 30_000,
+               "--shard-tokens", 300_000).returncode == 0
+    r = run("--verify", "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ok:") == len(shard_bytes(out)) and "val document:" in r.stdout and "train document:" in r.stdout
+    name = "fineweb_train_000002.bin"
+    good = (out / name).read_bytes()
+    (out / name).write_bytes(good[:8] + b"\x00" + good[9:])
+    assert_user_error(run("--verify", "--out-dir", out), name, "header")
+    (out / name).write_bytes(good + b"\x00\x00")
+    assert_user_error(run("--verify", "--out-dir", out), name, "bytes")
+    data = np.frombuffer(good[1024:], np.uint16).copy()
+    data[np.flatnonzero(data == EOT)[2]] = 11
+    (out / name).write_bytes(good[:1024] + data.tobytes())
+    assert_user_error(run("--verify", "--out-dir", out), name, "end-of-text")
+
+
+def test_the_default_val_split_needs_an_input_bigger_than_it(tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(["A small document."] * 100), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--format", "llmc")
+    assert_user_error(r, "100,000,000", "--val-tokens", "--format llmc")
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o") or \
+        os.listdir(tmp_path / "o") == [".prepare.lock"]
+
+
+def test_a_large_vocabulary_gets_llm_c_uint32_header(tmp_path):
+    docs = ["Les élèves étudient l'informatique.", "日本語のテキスト。", "Emoji 🙂👍🏽 words."] * 30
+    (tmp_path / "in.txt").write_text(txt_layout(docs), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--format", "llmc",
+            "--encoding", "cl100k_base", "--val-tokens", 50)
+    assert r.returncode == 0, r.stderr
+    assert "20240801" in r.stderr and "uint32" in r.stderr
+    enc = tiktoken.get_encoding("cl100k_base")
+    train = llmc_split(tmp_path / "o", "train", magic=20240801, version=7, dtype=np.uint32)
+    val = llmc_split(tmp_path / "o", "val", magic=20240801, version=7, dtype=np.uint32)
+    ref_train, ref_val = reference_split(docs, ("tokens", 50), enc)
+    assert [t for s in val for t in s] == [t for d in ref_val for t in d]
+    assert [t for s in train for t in s] == [t for d in ref_train for t in d]
+    assert max(t for s in train for t in s) > 65535
+    assert run("--verify", "--out-dir", tmp_path / "o").returncode == 0

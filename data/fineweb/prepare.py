@@ -551,16 +551,17 @@ def read_txt(inp, unit, st, cut, opts):
 def read_jsonl(inp, unit, st, cut, opts):
     """The lines of a JSON Lines file that start in unit [lo, hi) of its bytes (a reader skips
     the line it starts inside and reads on to finish its last); the string under --text-column
-    of each is a document. st: offset (where the next line starts)."""
+    of each is a document. st: offset (where the next line starts), begun (past that skip)."""
     column = opts.text_column
     if "offset" not in st:
-        st["offset"] = unit.lo
+        st.update(offset=unit.lo, begun=unit.lo == 0)
     stream, raw = open_stream(inp)
     with raw:
-        if st["offset"] and st["offset"] == unit.lo:  # the line begun before lo is not ours
+        if not st["begun"]:  # the line begun before lo is not ours
             skip_to(stream, raw, st["offset"] - 1)
-            st["offset"] = st["offset"] - 1 + len(stream.readline())
-        skip_to(stream, raw, st["offset"]) if stream is raw else None
+            st.update(offset=st["offset"] - 1 + len(stream.readline()), begun=True)
+        else:
+            skip_to(stream, raw, st["offset"])
         pos, carry = st["offset"], b""
         while pos < unit.hi:
             block = stream.read(opts.chunk_size)
@@ -568,20 +569,21 @@ def read_jsonl(inp, unit, st, cut, opts):
             lines = (carry + block).split(b"\n")
             carry = b"" if eof else lines.pop()
             texts, empty = [], 0
-            for line in lines:
-                if pos >= unit.hi or (eof and not line):
-                    break
-                start, pos = pos, pos + len(line) + 1
-                if not line.strip():
-                    continue  # blank lines are no documents
-                text = json_text(inp, line, start, column, cut, opts)
-                if text:
-                    texts.append(text)
-                else:
-                    empty += 1
-            cut.add_documents(texts)
-            cut.counts["empty_rows"] += empty
-            st["offset"] = pos
+            try:
+                for line in lines:
+                    if pos >= unit.hi or (eof and not line):
+                        break
+                    if line.strip():  # (blank lines are no documents)
+                        text = json_text(inp, line, pos, column, cut, opts)
+                        if text:
+                            texts.append(text)
+                        else:
+                            empty += 1
+                    pos += len(line) + 1
+            finally:  # (what came before a bad line is kept)
+                cut.add_documents(texts)
+                cut.counts["empty_rows"] += empty
+                st["offset"] = pos
             if eof:
                 break
             if cut.chars >= opts.chunk_size:
@@ -1263,7 +1265,8 @@ class Output:
             summary = read_json(self.path(SUMMARY))
             if summary.get("fingerprint") == self.fingerprint and self.finished_files_match(summary):
                 return None
-            raise UserError(f"{self.dir} already holds output from a different run; "
+            raise UserError(f"{self.dir} already holds output from a different run "
+                            f"({changed(summary.get('fingerprint'), self.fingerprint) or 'files missing'}); "
                             "add --restart to replace it, or choose another --out-dir")
         if self.outputs():
             raise UserError(f"{self.dir} already holds token files ({', '.join(sorted(self.outputs())[:3])}); "

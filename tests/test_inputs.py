@@ -1,0 +1,282 @@
+"""The corpora people have: nested folders (the Hugging Face layout and cache), JSON Lines,
+compressed files, and a token budget."""
+import bz2
+import gzip
+import json
+import lzma
+import os
+import random
+import signal
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import corpus
+from helpers import (EOT, GPT2, assert_user_error, digest, flat, prepare, read_bin, reference_docs,
+                     run, split_docs, start, txt_layout, write_parquet)
+from test_exact import DOCS, TEXTS
+
+SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
+                    suppress_health_check=list(HealthCheck))
+COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zst", ".lz4"]
+
+
+def write_compressed(path, data):
+    """data (bytes) into path, compressed as its name says: the standard library's gzip, bz2,
+    lzma; pyarrow's zstd and lz4 (frame format, as the zstd and lz4 tools write)."""
+    path = str(path)
+    if path.endswith(".gz"):
+        f = gzip.open(path, "wb")
+    elif path.endswith(".bz2"):
+        f = bz2.open(path, "wb")
+    elif path.endswith(".xz"):
+        f = lzma.open(path, "wb")
+    elif path.endswith((".zst", ".lz4")):
+        f = pa.CompressedOutputStream(path, "zstd" if path.endswith(".zst") else "lz4")
+    else:
+        f = open(path, "wb")
+    with f:
+        f.write(data)
+
+
+def jsonl(rows, key="text"):
+    return "".join(json.dumps({"id": i, key: r}) + "\n" for i, r in enumerate(rows)).encode()
+
+
+def outputs(out):
+    return read_bin(os.path.join(out, "train.bin")), read_bin(os.path.join(out, "val.bin"))
+
+
+@SETTINGS
+@given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=25), comp=st.sampled_from(COMPRESSIONS),
+       ext=st.sampled_from([".jsonl", ".json"]), chunk=st.integers(1, 80), workers=st.integers(1, 3))
+def test_json_lines_plain_or_compressed_give_one_shot_encoding_of_each_value(rows, comp, ext, chunk, workers):
+    docs = [r for r in rows if r]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in" + ext + comp)
+        write_compressed(path, jsonl(rows))
+        rc = prepare.main(["--input", path, "--out-dir", f"{d}/o", "--val-fraction", "0",
+                           "--chunk-size", str(chunk), "--workers", str(workers)])
+        if not docs:
+            assert rc == 1
+            return
+        assert rc == 0
+        train, _ = outputs(f"{d}/o")
+    assert train == flat(reference_docs(docs))
+
+
+@SETTINGS
+@given(docs=DOCS, comp=st.sampled_from(COMPRESSIONS), frac=st.sampled_from([0, 0.1, 0.5]),
+       chunks=st.tuples(st.integers(1, 80), st.integers(1, 80)))
+def test_the_same_documents_as_jsonl_txt_and_parquet_give_the_same_files(docs, comp, frac, chunks):
+    with tempfile.TemporaryDirectory() as d:
+        write_compressed(f"{d}/in.jsonl{comp}", jsonl(docs))
+        write_compressed(f"{d}/in.txt{comp}", txt_layout(docs).encode())
+        write_parquet(f"{d}/in.parquet", docs, row_group_size=4)
+        results = []
+        for name, chunk in ((f"in.jsonl{comp}", chunks[0]), (f"in.txt{comp}", chunks[1]), ("in.parquet", chunks[0])):
+            assert prepare.main(["--input", f"{d}/{name}", "--out-dir", f"{d}/{name}.out", "--val-fraction",
+                                 str(frac), "--chunk-size", str(chunk)]) == 0
+            results.append(outputs(f"{d}/{name}.out"))
+    assert results[0] == results[1] == results[2]
+    assert sorted(split_docs(results[0][0]) + split_docs(results[0][1])) == sorted(reference_docs(docs))
+
+
+def test_nested_folders_symlinks_and_hidden_files_in_sorted_order(tmp_path):
+    """A Hugging Face download (and its cache, where names are symlinks to blobs)."""
+    root = tmp_path / "snapshots" / "abc123"
+    blobs = tmp_path / "blobs"
+    for folder in ("sample/10BT", "data/CC-MAIN-2024-10", "data/CC-MAIN-2023-50", ".cache/huggingface", "blobs"):
+        (root / folder).mkdir(parents=True)
+    blobs.mkdir()
+    layout = {"sample/10BT/001_00000.parquet": "s1", "sample/10BT/000_00000.parquet": "s0",
+              "data/CC-MAIN-2024-10/000.jsonl.gz": "c24", "data/CC-MAIN-2023-50/000.txt": "c23",
+              "data/CC-MAIN-2023-50/000.parquet": "c23p", "top.json": "top"}
+    for rel, tag in layout.items():
+        docs = [f"Document {k} of {tag}." for k in range(3)]
+        target = blobs / tag if rel.startswith("sample") else root / rel  # the sample: symlinks to blobs
+        if rel.endswith(".parquet"):
+            write_parquet(target, docs)
+        elif rel.endswith(".txt"):
+            target.write_text(txt_layout(docs), encoding="utf-8")
+        else:
+            write_compressed(target, jsonl(docs))
+        if rel.startswith("sample"):
+            os.symlink(target, root / rel)
+    write_parquet(root / ".cache/huggingface/hidden.parquet", ["hidden folder"])
+    write_parquet(root / "data/.hidden.parquet", ["hidden file"])
+    (root / "README.md").write_text("not an input")
+    order = ["c23p", "c23", "c24", "s0", "s1", "top"]  # data/CC-MAIN-2023-50/000.parquet < 000.txt ...
+    expected = flat(reference_docs([f"Document {k} of {tag}." for tag in order for k in range(3)]))
+    r = run("--input", root, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == expected
+    r = run("--input", root / "sample" / "10BT", "--out-dir", tmp_path / "p", "--val-fraction", 0)
+    assert read_bin(tmp_path / "p" / "train.bin") == flat(reference_docs(
+        [f"Document {k} of {tag}." for tag in ("s0", "s1") for k in range(3)]))
+    (tmp_path / "only_hidden" / ".git").mkdir(parents=True)
+    write_parquet(tmp_path / "only_hidden" / ".git" / "x.parquet", ["x"])
+    assert_user_error(run("--input", tmp_path / "only_hidden", "--out-dir", tmp_path / "q"),
+                      "only_hidden", "holds no file this script reads")
+
+
+@pytest.fixture(scope="module")
+def big_gz(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gz")
+    docs = list(corpus.documents(6 << 20, seed=51))
+    write_compressed(d / "corpus.jsonl.gz", jsonl(docs))
+    write_compressed(d / "corpus.txt.zst", txt_layout(docs).encode())
+    return d, docs
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl.gz", "corpus.txt.zst"])
+def test_sigkill_inside_a_compressed_input_then_resume_gives_identical_files(big_gz, name, tmp_path):
+    d, docs = big_gz
+    args = ["--input", d / name, "--val-fraction", 0.01, "--chunk-size", 50_000, "--checkpoint-seconds", 0]
+    r = run(*args, "--out-dir", tmp_path / "whole")
+    assert r.returncode == 0, r.stderr
+    out, rng, kills, offsets = tmp_path / "out", random.Random(7), 0, []
+    while kills < 5:
+        proc = start(*args, "--out-dir", out)
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:
+            cp = read_checkpoint(out)
+            if cp and cp["unit_state"]:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.4))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+        cp = read_checkpoint(out)
+        offsets.append((cp["unit_state"] or {}).get("offset", 0) if cp else 0)
+    assert kills >= 2 and max(offsets) > 0, "no kill landed inside the compressed file"
+    r = run(*args, "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == digest(tmp_path / "whole")
+    train, val = outputs(out)
+    assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
+
+
+def read_checkpoint(out):
+    try:
+        with open(os.path.join(out, "prepare.checkpoint.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.mark.parametrize("budget", [1, 5_000, 77_777, 10 ** 9])
+def test_max_tokens_gives_the_whole_document_prefix_of_the_full_run(big_gz, budget, tmp_path):
+    d, docs = big_gz
+    path = d / "corpus.jsonl.gz"
+    full = tmp_path / "full"
+    assert run("--input", path, "--out-dir", full, "--val-fraction", 0.01).returncode == 0
+    r = run("--input", path, "--out-dir", tmp_path / "b", "--val-fraction", 0.01, "--max-tokens", budget,
+            "--chunk-size", 3000)
+    assert r.returncode == 0, r.stderr
+    (train, val), (full_train, full_val) = outputs(tmp_path / "b"), outputs(full)
+    assert full_train[:len(train)] == train and full_val[:len(val)] == val  # prefixes of each split
+    ref = reference_docs(docs)
+    kept = sorted(split_docs(train) + split_docs(val))
+    k = len(kept)  # the first k documents, in input order
+    assert kept == sorted(ref[:k])
+    total = sum(map(len, ref[:k]))
+    assert total >= min(budget, len(flat(ref))) and total - len(ref[k - 1]) < budget
+    if budget < len(flat(ref)):
+        assert "stopped at --max-tokens" in r.stdout and "corpus.jsonl.gz" in r.stdout
+        summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+        assert summary["budget"]["max_tokens"] == budget
+    r = run("--input", path, "--out-dir", tmp_path / "b", "--val-fraction", 0.01, "--max-tokens", budget + 1)
+    assert_user_error(r, "--max-tokens", "--restart")
+
+
+def test_max_tokens_resumes_to_the_same_bytes(big_gz, tmp_path):
+    d, _ = big_gz
+    args = ["--input", d / "corpus.txt.zst", "--max-tokens", 900_000, "--chunk-size", 30_000, "--checkpoint-seconds", 0]
+    assert run(*args, "--out-dir", tmp_path / "whole").returncode == 0
+    proc = start(*args, "--out-dir", tmp_path / "out")
+    while proc.poll() is None and not (read_checkpoint(tmp_path / "out") or {}).get("next_unit", 0) + \
+            ((read_checkpoint(tmp_path / "out") or {}).get("unit_state") or {}).get("offset", 0):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    r = run(*args, "--out-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert digest(tmp_path / "out") == digest(tmp_path / "whole")
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+DOCS_OK = [f"Document number {i}: some words and a number {i * 7}." for i in range(4000)]
+
+
+@pytest.mark.parametrize("name", ["a.jsonl.gz", "a.txt.bz2", "a.jsonl.xz", "a.txt.zst"])
+def test_a_truncated_compressed_file_stops_with_its_name_and_keeps_what_came_before(name, tmp_path):
+    """(3 MB of text: bzip2 compresses 900 kB blocks, and a block cut short gives nothing.)"""
+    docs = DOCS_OK * 15
+    data = jsonl(docs) if ".jsonl" in name else txt_layout(docs).encode()
+    (tmp_path / "full").mkdir()
+    write_compressed(tmp_path / "full" / name, data)
+    whole = (tmp_path / "full" / name).read_bytes()
+    (tmp_path / name).write_bytes(whole[:len(whole) * 2 // 3])
+    args = ["--input", tmp_path / name, "--out-dir", tmp_path / "o", "--val-fraction", 0, "--chunk-size", 5000]
+    r = run(*args)
+    assert_user_error(r, name, "damaged or cut short", "--skip-bad-files")
+    assert not (tmp_path / "o" / "train.bin").exists()
+    r = run(*args, "--skip-bad-files")
+    assert r.returncode == 0, r.stderr
+    assert "leaving out the rest of" in r.stderr and name in r.stderr
+    train = split_docs(read_bin(tmp_path / "o" / "train.bin"))
+    assert 0 < len(train) < len(docs) and train == reference_docs(docs[:len(train)])
+
+
+def test_a_corrupt_stream_in_the_middle_is_named(tmp_path):
+    write_compressed(tmp_path / "a.jsonl.bz2", jsonl(DOCS_OK))
+    data = bytearray((tmp_path / "a.jsonl.bz2").read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = b"\x55" * 64
+    (tmp_path / "a.jsonl.bz2").write_bytes(bytes(data))
+    r = run("--input", tmp_path / "a.jsonl.bz2", "--out-dir", tmp_path / "o")
+    assert_user_error(r, "a.jsonl.bz2", "bzip2 stream is damaged")
+
+
+def test_bad_json_lines_name_the_file_line_and_key(tmp_path):
+    good = jsonl(DOCS_OK[:3000])
+    cases = {
+        "notjson.jsonl": (good + b'{"text": "cut off\n' + jsonl(["after"]), ["line 3,001 is not JSON"]),
+        "nokey.jsonl": (good + b'{"content": "x", "id": 3}\n', ["line 3,001", "no key 'text'", "content, id", "--text-column"]),
+        "number.jsonl": (good + b'{"text": 42}\n', ["line 3,001", "'text' holds int", "not text"]),
+        "array.json": (json.dumps([{"text": "a"}, {"text": "b"}]).encode(), ["one big JSON array", "jq"]),
+        "fake.jsonl.gz": (good, ["not a gzip file"]),
+    }
+    for name, (data, words) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        r = run("--input", tmp_path / name, "--out-dir", tmp_path / name.replace(".", "_"), "--chunk-size", 3000)
+        assert_user_error(r, name, *words)
+    # a unit far into a big file still names the right line
+    (tmp_path / "far.jsonl").write_bytes(good * 3 + b"nonsense\n")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(prepare, "UNIT_BYTES", 50_000)
+    try:
+        assert prepare.main(["--input", str(tmp_path / "far.jsonl"), "--out-dir", str(tmp_path / "far")]) == 1
+    finally:
+        mp.undo()
+    r = run("--input", tmp_path / "far.jsonl", "--out-dir", tmp_path / "far2", "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0 and "line 9,001" in r.stderr, r.stderr
+    assert len(split_docs(read_bin(tmp_path / "far2" / "train.bin"))) == 9000
+
+
+def test_text_key_and_null_values(tmp_path):
+    rows = ["first", None, "", "second <|endoftext|> is text", "  "]
+    write_compressed(tmp_path / "a.jsonl", jsonl(rows, key="content"))
+    r = run("--input", tmp_path / "a.jsonl", "--out-dir", tmp_path / "o", "--text-column", "content",
+            "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["first", "second <|endoftext|> is text", "  "]))
+    assert "2 null or empty rows" in r.stderr

@@ -1,6 +1,9 @@
 """A generated FineWeb-like corpus: English-ish documents with Zipf-distributed words,
 punctuation, numbers and paragraphs (about 4.3 bytes per GPT-2 token), written in the user's
-train_fineweb.txt layout or as FineWeb-schema parquet. Deterministic for a seed."""
+train_fineweb.txt layout, as FineWeb-schema parquet or as (gzipped) JSON Lines. Deterministic
+for a seed."""
+import gzip
+import json
 import random
 
 import pyarrow as pa
@@ -64,3 +67,11 @@ def write_parquet(path, n_bytes, seed=0, rows_per_group=1000):
     if rows or writer is None:
         flush()
     writer.close()
+
+
+def write_jsonl(path, n_bytes, seed=0):
+    """One {"text": ...} object per line; gzipped when path ends in .gz (as datatrove writes)."""
+    with (gzip.open(path, "wt", encoding="utf-8") if str(path).endswith(".gz") else
+          open(path, "w", encoding="utf-8")) as f:
+        for doc in documents(n_bytes, seed):
+            f.write(json.dumps({"text": doc}) + "\n")

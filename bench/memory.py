@@ -2,6 +2,7 @@
 
     python bench/memory.py                   # ~100 MB and ~1 GB txt, default settings
     python bench/memory.py --sizes 100 1000 --format parquet --workdir /tmp/bench
+    python bench/memory.py --format jsonl.gz       # sizes: MB of text before compression
 
 Prints each run's peak memory (PSS of the script and its reader process, sampled) and the
 ratio large/small. Target: <= 256 MiB at default settings and a ratio <= 1.10: memory must not
@@ -19,6 +20,7 @@ import psutil
 import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WRITE = {"txt": corpus.write_txt, "parquet": corpus.write_parquet, "jsonl.gz": corpus.write_jsonl}
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 
@@ -42,7 +44,7 @@ def peak_rss_mib(args, interval=0.05):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="input sizes in MB")
-    p.add_argument("--format", choices=["txt", "parquet"], default="txt")
+    p.add_argument("--format", choices=sorted(WRITE), default="txt")
     p.add_argument("--workdir", default="/tmp/prepare-bench")
     p.add_argument("extra", nargs="*", help="more prepare.py options, after --")
     a = p.parse_args()
@@ -52,7 +54,7 @@ def main():
         path = os.path.join(a.workdir, f"corpus_{mb}MB.{a.format}")
         if not os.path.exists(path):
             print(f"generating {path} ...", flush=True)
-            (corpus.write_txt if a.format == "txt" else corpus.write_parquet)(path, mb << 20)
+            WRITE[a.format](path, mb << 20)
         out = os.path.join(a.workdir, f"out_{mb}MB_{a.format}")
         t = time.time()
         rss, code, err = peak_rss_mib(["--input", path, "--out-dir", out, "--restart", *a.extra])

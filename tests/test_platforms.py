@@ -44,12 +44,12 @@ EMULATION = textwrap.dedent('''
     import multiprocessing.resource_tracker, concurrent.futures, tempfile, platform  # noqa
     sys.modules["msvcrt"] = types.SimpleNamespace(LK_UNLCK=0, LK_LOCK=1, LK_NBLCK=2, locking=locking)
 
-    _open = os.open
-    def open_no_folders(path, flags, *args, **kwargs):   # Windows cannot open a folder
-        if os.path.isdir(path):
-            raise PermissionError(errno.EACCES, "Permission denied", path)
-        return _open(path, flags, *args, **kwargs)
-    os.open = open_no_folders
+    class OpenNoFolders:   # Windows cannot open a folder (a class: pathlib binds functions)
+        def __call__(self, path, flags, *args, _open=os.open, **kwargs):
+            if os.path.isdir(path):
+                raise PermissionError(errno.EACCES, "Permission denied", path)
+            return _open(path, flags, *args, **kwargs)
+    os.open = OpenNoFolders()
 ''')
 
 

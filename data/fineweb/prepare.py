@@ -30,6 +30,7 @@ if sys.version_info < (3, 9):
 import argparse
 import bz2
 import errno
+import functools
 import glob
 import gzip
 import itertools
@@ -93,7 +94,7 @@ SPLITS = ("train", "val")
 LOCK, CHECKPOINT, SUMMARY, PARTS = ".prepare.lock", "prepare.checkpoint.json", "summary.json", "parts"
 CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the Nth checkpoint
 # the oldest versions supported (and tested: tests/test_platforms.py builds an environment with them)
-MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.60.0")
+MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.62.3")
 
 
 class UserError(Exception):
@@ -799,12 +800,26 @@ def thread_encoding(enc):
     return _local.enc
 
 
+@functools.lru_cache(maxsize=None)
+def installed(name):
+    """The version of an installed package, as a tuple; None when pip does not know it."""
+    try:
+        return version_tuple(version(name))
+    except PackageNotFoundError:
+        return None
+
+
 def encode_array(enc, text, allowed=()):
     """Token ids of text as a uint32 array; special tokens' text is ordinary text, except the
-    allowed ones. tiktoken before 0.9 has no encode_to_numpy: a list, converted (slower)."""
-    if hasattr(enc, "encode_to_numpy"):
-        return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
-    return np.array(enc.encode(text, allowed_special=set(allowed), disallowed_special=()), dtype=np.uint32)
+    allowed ones. encode_to_numpy where it keeps allowed_special (tiktoken 0.11+: 0.9 and 0.10
+    allow every special token); before, a list, converted (slower, the same tokens)."""
+    try:
+        if (installed("tiktoken") or (99,)) >= (0, 11, 0):
+            return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
+        return np.array(enc.encode(text, allowed_special=set(allowed), disallowed_special=()), dtype=np.uint32)
+    except RuntimeError as e:  # tiktoken before 0.8 overflows its stack on a very long word
+        raise UserError(f"tiktoken {version('tiktoken')} failed on the text ({e}): old versions fail on runs "
+                        "of a million characters without whitespace; run: pip install -U tiktoken") from None
 
 
 def encode_chunk(enc, segments, dtype):

@@ -2,12 +2,13 @@
 processes, for txt, parquet and JSON Lines holding the same documents (a benchmark, run by hand).
 
     python bench/readers.py                 # a generated ~200 MB corpus, 3 interleaved rounds
-    python bench/readers.py --mb 500 --readers 1 2
+    python bench/readers.py --mb 500 --readers 1 2      # 500 MB: 16 units of each kind
 
 Each reader process reads whole units (prepare.py's own read_unit) and drops the chunks, as
 the reader processes of a run do before they send them. Prints MB/s of input text per kind
-and reader count, the ratio of 2 readers to 1 (within each round, the median), and how many
-encoding cores one reader keeps busy at a measured per-core encoding rate.
+and reader count, the ratio of 2 readers to 1 (within each round, the median), how many
+encoding cores one reader keeps busy at a measured per-core encoding rate, and what the
+machine itself gives: 2 processes of a CPU-bound Python loop against one (on a VM, less than 2).
 """
 import argparse
 import json
@@ -28,27 +29,64 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "data", "fineweb"))
 import prepare  # noqa: E402
 
 
-def read_units(paths, units_of_reader):
+def read_units(paths, units_of_reader, go, done):
+    """A reader: once started (go), reads its units and reports when it is done."""
     opts = prepare.parse_args(["--input", *paths])
     opts.piece_chars = prepare.PIECE_CHARS
     inputs = prepare.open_inputs(paths, "/nonexistent", "text", False)
     units = prepare.plan_units(inputs)
+    go.wait()
     for u in units_of_reader:
         for _ in prepare.read_unit(inputs, units[u], None, opts):
             pass
+    done.put(time.time())
 
 
 def stage(paths, readers):
-    """Seconds for `readers` processes to read every unit (unit u to reader u % readers)."""
+    """Seconds for `readers` processes to read every unit (unit u to reader u % readers), from
+    the moment all have started (a process's start-up is not reading)."""
     n = len(prepare.plan_units(prepare.open_inputs(paths, "/nonexistent", "text", False)))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=read_units, args=(paths, list(range(r, n, readers)))) for r in range(readers)]
-    t = time.perf_counter()
+    go, done = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=read_units, args=(paths, list(range(r, n, readers)), go, done))
+             for r in range(readers)]
     for p in procs:
         p.start()
+    time.sleep(3)  # (each imports the script; none reads before go)
+    t = time.time()
+    go.set()
+    ends = [done.get() for _ in procs]
     for p in procs:
         p.join()
-    return time.perf_counter() - t
+    return max(ends) - t
+
+
+def busy(n, go, done):
+    go.wait()
+    line = json.dumps({"text": "word " * 600})
+    for _ in range(n):
+        json.loads(line)
+    done.put(time.time())
+
+
+def machine_scaling(processes, n=100_000):
+    """How much faster `processes` processes run the same CPU-bound Python loop than one: what
+    this machine gives, to read the readers' ratios against (a VM's cores may not add up)."""
+    seconds = []
+    for k in (1, processes):
+        ctx = mp.get_context("spawn")
+        go, done = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=busy, args=(n, go, done)) for _ in range(k)]
+        for p in procs:
+            p.start()
+        time.sleep(1)
+        t = time.time()
+        go.set()
+        ends = [done.get() for _ in procs]
+        for p in procs:
+            p.join()
+        seconds.append((max(ends) - t) / k)
+    return seconds[0] / seconds[1]
 
 
 def encode_rate(docs, seconds=5.0):
@@ -82,14 +120,19 @@ def main():
             f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
     text_mb = sum(len(d.encode()) for d in docs) / 1e6
     rates = {(k, r): [] for k in files for r in a.readers}
+    machine = []
     for round_ in range(a.rounds):
+        machine.append(machine_scaling(a.readers[-1]))
+        print(f"  round {round_ + 1}: the machine: {a.readers[-1]} processes of a Python loop run "
+              f"{machine[-1]:.2f}x one", flush=True)
         order = [(k, r) for k in files for r in a.readers]
         for k, r in order[::-1 if round_ % 2 else 1]:
             seconds = stage([files[k]], r)
             rates[k, r].append(text_mb / seconds)
             print(f"  round {round_ + 1}: {k:<8} {r} reader(s) {seconds:6.2f}s  {text_mb / seconds:7.0f} MB/s", flush=True)
     core = encode_rate(docs) / 1e6
-    print(f"\none core encodes {core:.1f} MB/s of this text (gpt2)")
+    print(f"\none core encodes {core:.1f} MB/s of this text (gpt2); the machine's own scaling, "
+          f"{a.readers[-1]} processes of a CPU-bound Python loop: {statistics.median(machine):.2f}x")
     for k in files:
         one = max(rates[k, a.readers[0]])
         ratios = [statistics.median(x / y for x, y in zip(rates[k, r], rates[k, a.readers[0]])) for r in a.readers]

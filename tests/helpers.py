@@ -131,3 +131,21 @@ def interrupt(proc, sig):
     """Sends sig to a paused run and lets it go on to handle it."""
     proc.send_signal(sig)
     proc.send_signal(signal.SIGCONT)
+
+
+def killed_at_random(args, ready, rng, times, pause=0.3):
+    """Runs the command again and again, SIGKILLing it at a random moment (up to pause seconds)
+    once ready() says it has made progress; yields after each kill, at most times times, and
+    stops early when a run finishes first."""
+    for _ in range(times):
+        proc = start(*args)
+        deadline = time.time() + 60
+        while proc.poll() is None and not ready() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, pause))
+        if proc.poll() is not None:
+            proc.communicate()
+            return
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        yield

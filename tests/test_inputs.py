@@ -6,18 +6,15 @@ import json
 import lzma
 import os
 import random
-import signal
 import tempfile
-import time
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import corpus
-from helpers import (EOT, GPT2, assert_user_error, digest, flat, prepare, read_bin, reference_docs,
-                     run, split_docs, start, txt_layout, write_parquet)
+from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, prepare, read_bin,
+                     reference_docs, run, split_docs, txt_layout, write_parquet)
 from test_exact import DOCS, TEXTS
 
 SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
@@ -139,37 +136,17 @@ def test_sigkill_inside_a_compressed_input_then_resume_gives_identical_files(big
     args = ["--input", d / name, "--val-fraction", 0.01, "--chunk-size", 50_000, "--checkpoint-seconds", 0]
     r = run(*args, "--out-dir", tmp_path / "whole")
     assert r.returncode == 0, r.stderr
-    out, rng, kills, offsets = tmp_path / "out", random.Random(7), 0, []
-    while kills < 5:
-        proc = start(*args, "--out-dir", out)
-        deadline = time.time() + 60
-        while proc.poll() is None and time.time() < deadline:
-            cp = read_checkpoint(out)
-            if cp and cp["unit_state"]:
-                break
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.4))
-        if proc.poll() is not None:
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    out, kills, offsets = tmp_path / "out", 0, []
+    inside = lambda: bool((checkpoint(out) or {}).get("unit_state"))
+    for _ in killed_at_random([*args, "--out-dir", out], inside, random.Random(7), times=5, pause=0.4):
         kills += 1
-        cp = read_checkpoint(out)
-        offsets.append((cp["unit_state"] or {}).get("offset", 0) if cp else 0)
+        offsets.append(((checkpoint(out) or {}).get("unit_state") or {}).get("offset", 0))
     assert kills >= 2 and max(offsets) > 0, "no kill landed inside the compressed file"
     r = run(*args, "--out-dir", out)
     assert r.returncode == 0, r.stderr
     assert digest(out) == digest(tmp_path / "whole")
     train, val = outputs(out)
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
-
-
-def read_checkpoint(out):
-    try:
-        with open(os.path.join(out, "prepare.checkpoint.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.mark.parametrize("budget", [1, 5_000, 77_777, 10 ** 9])
@@ -201,12 +178,8 @@ def test_max_tokens_resumes_to_the_same_bytes(big_gz, tmp_path):
     d, _ = big_gz
     args = ["--input", d / "corpus.txt.zst", "--max-tokens", 900_000, "--chunk-size", 30_000, "--checkpoint-seconds", 0]
     assert run(*args, "--out-dir", tmp_path / "whole").returncode == 0
-    proc = start(*args, "--out-dir", tmp_path / "out")
-    while proc.poll() is None and not (read_checkpoint(tmp_path / "out") or {}).get("next_unit", 0) + \
-            ((read_checkpoint(tmp_path / "out") or {}).get("unit_state") or {}).get("offset", 0):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    inside = lambda: bool((checkpoint(tmp_path / "out") or {}).get("unit_state"))
+    assert len(list(killed_at_random([*args, "--out-dir", tmp_path / "out"], inside, random.Random(3), times=2))) >= 1
     r = run(*args, "--out-dir", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert digest(tmp_path / "out") == digest(tmp_path / "whole")

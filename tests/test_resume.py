@@ -8,8 +8,8 @@ import time
 import pytest
 
 import corpus
-from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, run, start,
-                     wait_for_progress)
+from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
+                     run, start, wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -35,14 +35,8 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_files(
     out, kills, positions = tmp_path / "out", 0, []
     args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01,
             "--workers", workers, *FAST_CHECKPOINTS]
-    while kills < 6:
-        proc = start(*args)
-        wait_for_progress(out, proc)
-        time.sleep(rng.uniform(0, 0.3))
-        if proc.poll() is not None:
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    progress = lambda: (checkpoint(out) or {}).get("split", {}).get("tokens", [0])[0] > 0
+    for _ in killed_at_random(args, progress, rng, times=6):
         kills += 1
         assert not (out / "train.bin").exists(), "unfinished output sits where train.py reads"
         cp = checkpoint(out)

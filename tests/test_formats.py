@@ -11,7 +11,6 @@ import pytest
 import tiktoken
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import corpus
 from helpers import EOT, GPT2, assert_user_error, killed_at_random, prepare, run, txt_layout, write_parquet
 from test_exact import DOCS
 
@@ -116,14 +115,6 @@ def test_shards_read_as_each_trainer_reads_them_equal_the_one_shot_encoding(docs
     ext = ".bin" if fmt == "llmc" else ".npy"
     assert names == sorted([f"{prefix}_train_{i:06d}{ext}" for i in range(1, len(train) + 1)] +
                            [f"{prefix}_val_{i:06d}{ext}" for i in range(len(val))])
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("in")
-    corpus.write_txt(d / "a.txt", 3 << 20, seed=41)
-    corpus.write_parquet(d / "b.parquet", 1 << 20, seed=42, rows_per_group=100)
-    return [d / "a.txt", d / "b.parquet"]
 
 
 def shard_bytes(out):

@@ -12,7 +12,6 @@ import textwrap
 
 import pytest
 
-import corpus
 from helpers import (FAST_CHECKPOINTS, ROOT, SCRIPT, assert_user_error, digest, flat, interrupt,
                      prepare, read_bin, reference_docs, run, start, txt_layout, wait_for_progress,
                      write_parquet)
@@ -65,14 +64,6 @@ def emulated(tmp_path_factory):
         env=dict(os.environ, **env), capture_output=True, text=True)
     assert probe.stdout.split() == ["False", "None", "spawn"], probe.stderr  # the emulation is on
     return env
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("in")
-    corpus.write_txt(d / "a.txt", 3 << 20, seed=11)
-    corpus.write_parquet(d / "b.parquet", 1 << 20, seed=12, rows_per_group=100)
-    return [d / "a.txt", d / "b.parquet"]
 
 
 def test_emulated_run_stopped_with_ctrl_c_and_resumed_equals_a_linux_run(inputs, emulated, tmp_path):

@@ -199,8 +199,8 @@ def stream_error(inp, where, e):
 
 
 def check_input(path, kind, comp, column):
-    """Refuses at once what cannot be read: a compressed file that is not what its name says,
-    a .json file that is one JSON array, a parquet file without a text column."""
+    """Refuses at once what cannot be read: a compressed file that is not what its name says (or
+    that this pyarrow cannot decompress), a .json file that is one JSON array."""
     if comp:
         codec, magic = COMPRESSIONS[comp]
         if codec in ("zstd", "lz4") and not pa.Codec.is_available(codec):
@@ -242,7 +242,7 @@ def parquet_groups(path, column, skip_bad):
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    col = schema.get_field_index(column)
+    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
     return [(meta.row_group(g).num_rows, meta.row_group(g).column(col).total_uncompressed_size)
             for g in range(meta.num_row_groups)]
 
@@ -277,7 +277,7 @@ def byte_units(k, inp):
 def parquet_units(k, inp):
     """Runs of row groups [lo, hi) holding about UNIT_BYTES of text; weight: rows, pro rata."""
     units, lo, text, rows, total = [], 0, 0, 0, sum(r for r, _ in inp.groups) or 1
-    for g, (n, nbytes) in enumerate(inp.groups):
+    for g, (_, nbytes) in enumerate(inp.groups):
         text += nbytes
         if text >= UNIT_BYTES or g == len(inp.groups) - 1:
             before, rows = rows, rows + sum(r for r, _ in inp.groups[lo:g + 1])

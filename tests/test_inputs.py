@@ -112,9 +112,16 @@ def test_nested_folders_symlinks_and_hidden_files_in_sorted_order(tmp_path):
     r = run("--input", root, "--out-dir", tmp_path / "o", "--val-fraction", 0)
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "o" / "train.bin") == expected
+    sample = flat(reference_docs([f"Document {k} of {tag}." for tag in ("s0", "s1") for k in range(3)]))
     r = run("--input", root / "sample" / "10BT", "--out-dir", tmp_path / "p", "--val-fraction", 0)
-    assert read_bin(tmp_path / "p" / "train.bin") == flat(reference_docs(
-        [f"Document {k} of {tag}." for tag in ("s0", "s1") for k in range(3)]))
+    assert read_bin(tmp_path / "p" / "train.bin") == sample
+    # the README's hub cache example: a glob to the folder
+    r = run("--input", str(tmp_path / "snapshots" / "*" / "sample" / "10BT"), "--out-dir", tmp_path / "g",
+            "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "g" / "train.bin") == sample
+    r = run("--input", str(root / "data" / "**" / "*.parquet"), "--out-dir", tmp_path / "h", "--val-fraction", 0)
+    assert read_bin(tmp_path / "h" / "train.bin") == flat(reference_docs([f"Document {k} of c23p." for k in range(3)]))
     (tmp_path / "only_hidden" / ".git").mkdir(parents=True)
     write_parquet(tmp_path / "only_hidden" / ".git" / "x.parquet", ["x"])
     assert_user_error(run("--input", tmp_path / "only_hidden", "--out-dir", tmp_path / "q"),

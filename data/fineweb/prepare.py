@@ -147,23 +147,23 @@ def files_in(folder, skip):
 
 
 def expand_inputs(patterns, out_dir):
-    """The input files, in the order given: folders give their files (see files_in)."""
+    """The input files, in the order given: folders give their files (see files_in); a glob
+    pattern (** for any depth) its matches, sorted, each a file or a folder."""
     paths, own = [], os.path.realpath(out_dir)
-    for p in patterns:
-        if os.path.isdir(p):
-            found = files_in(p, own)
-            if not found:
-                raise UserError(f"{p}: the folder holds no file this script reads (it reads {SUPPORTED})")
-            paths += found
-        elif os.path.exists(p):
-            paths.append(p)
-        elif glob.has_magic(p):
-            found = sorted(glob.glob(p))
-            if not found:
-                raise UserError(f"{p}: no file matches this pattern")
-            paths += found
-        else:
-            raise UserError(f"{p}: no such file or folder")
+    for p in map(os.path.expanduser, patterns):
+        matches = [p] if os.path.exists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
+        if not matches:
+            raise UserError(f"{p}: no file matches this pattern")
+        for m in matches:
+            if os.path.isdir(m):
+                found = files_in(m, own)
+                if not found:
+                    raise UserError(f"{m}: the folder holds no file this script reads (it reads {SUPPORTED})")
+                paths += found
+            elif os.path.exists(m):
+                paths.append(m)
+            else:
+                raise UserError(f"{m}: no such file or folder")
     for p in paths:
         if os.path.dirname(os.path.realpath(p)) == own and is_output_name(os.path.basename(p)):
             raise UserError(f"{p} is also where this run writes its output; "

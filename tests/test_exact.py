@@ -176,3 +176,18 @@ def test_text_cut_at_safe_places_encodes_as_a_whole(name):
                 assert prepare.find_cut(whole + cut, len(whole)) == (len(whole), False)
                 assert enc.encode_ordinary(whole + cut) == enc.encode_ordinary(whole) + enc.encode_ordinary(cut), \
                     (name, whole, cut)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 13, 17, 1 << 20])
+def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_stops(chunk, monkeypatch, tmp_path):
+    """The piece mark of a long document (here 12 characters) falls in its last word, and a read
+    may stop between that word and the marker: the document is still one piece, as read at once."""
+    monkeypatch.setattr(prepare, "PIECE_CHARS", 12)
+    text = "aaaa bbbb xyz   \n<|endoftext|>cc dd ee ff gg\n<|endoftext|>hh ii jj kk\n"
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    run_prepare([str(tmp_path / "in.txt")], str(tmp_path / "o"), chunk_size=chunk, val_fraction=0.5)
+    train, val = outputs(str(tmp_path / "o"))
+    docs = reference_docs(txt_documents(text))
+    # read at once, no document has a safe cut at or after character 12: three pieces, and
+    # piece 1 (of 0, 1, 2) goes to val
+    assert train == docs[0] + docs[2] and val == docs[1]

@@ -252,6 +252,13 @@ def test_bad_json_lines_name_the_file_line_and_key(tmp_path):
     assert len(split_docs(read_bin(tmp_path / "far2" / "train.bin"))) == 9000
 
 
+def test_a_byte_order_mark_and_blank_lines(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf\n{"text": "hello world"}\n\n  \n{"text": "again"}')
+    r = run("--input", tmp_path / "a.jsonl", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["hello world", "again"]))
+
+
 def test_text_key_and_null_values(tmp_path):
     rows = ["first", None, "", "second <|endoftext|> is text", "  "]
     write_compressed(tmp_path / "a.jsonl", jsonl(rows, key="content"))

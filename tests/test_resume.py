@@ -78,10 +78,11 @@ def test_sigterm_stops_cleanly(corpus_txt, tmp_path):
     assert "Traceback" not in err
 
 
-def test_kill_between_data_write_and_checkpoint(corpus_txt, uninterrupted, tmp_path):
+@pytest.mark.parametrize("nth", [1, 5])  # (1: the files exist, the first checkpoint does not record them)
+def test_kill_between_data_write_and_checkpoint(corpus_txt, uninterrupted, nth, tmp_path):
     out = tmp_path / "out"
     args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
-    r = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"})
+    r = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": str(nth)})
     assert r.returncode == -signal.SIGKILL
     cp = checkpoint(out)
     written = os.path.getsize(out / "train.bin.partial")

@@ -55,6 +55,15 @@ def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, mon
     assert train == flat(reference_docs(docs))
 
 
+@pytest.mark.parametrize("unit", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("text", ["a<|endoftext|>b", "é<|endoftext|>中<|endoftext|> \n<|endoftext|>ü x"])
+def test_units_of_a_few_bytes(text, unit, monkeypatch, tmp_path):
+    """(Units shorter than a character plus a marker: the edge cases of the ownership rule.)"""
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    assert run_in_process([tmp_path / "in.txt"], tmp_path / "o", monkeypatch, unit, val_fraction=0) == 0
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(txt_documents(text)))
+
+
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=20), unit=st.integers(1, 200),
        group=st.integers(1, 5), frac=st.sampled_from([0, 0.2, 0.5]))

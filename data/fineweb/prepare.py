@@ -338,6 +338,14 @@ def boundary_end(buf, k, eof):
     return j, eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
 
 
+def may_be_the_end(s, i):
+    """Whether the text of a document that goes on in s may yet end at s[i]: only whitespace and
+    the start of a marker follow. A piece must not end there, since the whole document, read at
+    once, is stripped and has no cut there; the document's end decides."""
+    j = WHITESPACE.match(s, i).end()
+    return len(s) - j < len(MARKER) and MARKER.startswith(s[j:])
+
+
 def boundary_start(buf, m):
     """Where the boundary holding the marker at buf[m] begins: back over whitespace and markers."""
     i = m
@@ -394,7 +402,7 @@ class Cutter:
                     i = cut[0]
                     continue
             cut = find_cut(s, piece_at)
-            if cut is None:
+            if cut is None or (not final and may_be_the_end(s, cut[0])):
                 break
             self.emit(s[i:cut[0]], ends_piece=True, forced=cut[1])
             i = cut[0]
@@ -421,12 +429,13 @@ class Cutter:
         self.chars += sum(map(len, texts))
 
     def take(self):
-        """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted."""
+        """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted.
+        (dirty stays set for the unit: text read with a bad byte may be given out later.)"""
         segments, counts = self.segments, self.counts
         if self.dirty:
             counts["bad_bytes"] += sum(len(SURROGATE.findall(t)) for t, _, _ in segments)
             segments = [(SURROGATE.sub("\ufffd", t), e, p) for t, e, p in segments]
-        self.segments, self.chars, self.counts, self.dirty = [], 0, new_counts(), False
+        self.segments, self.chars, self.counts = [], 0, new_counts()
         return segments, counts
 
 
@@ -509,11 +518,11 @@ def read_txt(inp, unit, st, cut, opts):
     stream, raw = open_stream(inp)
     with raw:
         skip_to(stream, raw, st["offset"])
-        pos, carry = st["offset"], b""
         if not st["begun"]:  # bytes that end a character begun before lo are not ours
-            carry = stream.read(3)
-            pos += len(carry)
-            carry = carry[next((i for i, b in enumerate(carry) if b & 0xC0 != 0x80), len(carry)):]
+            head = stream.read(3)  # (lo > 0: a plain file, which seeks)
+            st["offset"] += next((i for i, b in enumerate(head) if b & 0xC0 != 0x80), len(head))
+            stream.seek(st["offset"])
+        pos, carry = st["offset"], b""
         buf, base = "", 0          # buf[0] is character base of the text read from st["offset"]
         end_at = 0 if pos >= unit.hi else None   # character at byte hi, once read
         while True:
@@ -574,8 +583,9 @@ def read_jsonl(inp, unit, st, cut, opts):
                 for line in lines:
                     if pos >= unit.hi or (eof and not line):
                         break
-                    if line.strip():  # (blank lines are no documents)
-                        text = json_text(inp, line, pos, column, cut, opts)
+                    body = line[3:] if pos == 0 and line.startswith(b"\xef\xbb\xbf") else line
+                    if body.strip():  # (blank lines are no documents)
+                        text = json_text(inp, body, pos, column, cut, opts)
                         if text:
                             texts.append(text)
                         else:
@@ -593,8 +603,6 @@ def read_jsonl(inp, unit, st, cut, opts):
 
 def json_text(inp, line, start, column, cut, opts):
     """The document in one JSON line: its value under column (None for null or "")."""
-    if start == 0:
-        line = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -1185,6 +1193,7 @@ class ShardWriter:
         """Ends split's open shard at token end; what it held past end (the start of one
         document) begins the next shard."""
         fs = self.fs
+        fsync_files([self.files[split]])  # (a checkpoint will record it as full)
         self.files[split].close()  # (before the rename: Windows renames no open file)
         name = self.shard_name(split, fs["index"][split])
         closing = self.closing(split, fs["index"][split])
@@ -1291,11 +1300,9 @@ class Output:
         if self.outputs():
             raise UserError(f"{self.dir} already holds token files ({', '.join(sorted(self.outputs())[:3])}); "
                             "add --restart to replace them, or choose another --out-dir")
-        state = dict(next_unit=0, unit_state=None, split=new_split_state(), files=None,
-                     counts=new_counts(), seconds=0.0, done=False, budget=None, fingerprint=self.fingerprint)
-        self.writer.open(None)
-        state["files"] = self.writer.state()
-        self.writer.close()
+        state = dict(next_unit=0, unit_state=None, split=new_split_state(), files=None,  # (files: made
+                     counts=new_counts(), seconds=0.0, done=False, budget=None,   # after this is written)
+                     fingerprint=self.fingerprint)
         write_json(self.path(CHECKPOINT), state)
         return state
 

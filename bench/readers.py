@@ -29,27 +29,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "data", "fineweb"))
 import prepare  # noqa: E402
 
 
-def read_units(paths, units_of_reader, go, done):
-    """A reader: once started (go), reads its units and reports when it is done."""
+def read_units(paths, todo, go, done):
+    """A reader: once started (go), reads the next unit from todo until none is left (as a run
+    hands units to whichever reader is free), and reports when it is done."""
     opts = prepare.parse_args(["--input", *paths])
     opts.piece_chars = prepare.PIECE_CHARS
     inputs = prepare.open_inputs(paths, "/nonexistent", "text", False)
     units = prepare.plan_units(inputs)
     go.wait()
-    for u in units_of_reader:
+    while (u := todo.get()) is not None:
         for _ in prepare.read_unit(inputs, units[u], None, opts):
             pass
     done.put(time.time())
 
 
 def stage(paths, readers):
-    """Seconds for `readers` processes to read every unit (unit u to reader u % readers), from
-    the moment all have started (a process's start-up is not reading)."""
+    """Seconds for `readers` processes to read every unit (each takes the next unit when it is
+    free), from the moment all have started (a process's start-up is not reading)."""
     n = len(prepare.plan_units(prepare.open_inputs(paths, "/nonexistent", "text", False)))
     ctx = mp.get_context("spawn")
-    go, done = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=read_units, args=(paths, list(range(r, n, readers)), go, done))
-             for r in range(readers)]
+    go, done, todo = ctx.Event(), ctx.Queue(), ctx.Queue()
+    for u in [*range(n), *[None] * readers]:
+        todo.put(u)
+    procs = [ctx.Process(target=read_units, args=(paths, todo, go, done)) for _ in range(readers)]
     for p in procs:
         p.start()
     time.sleep(3)  # (each imports the script; none reads before go)

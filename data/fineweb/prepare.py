@@ -198,7 +198,7 @@ def stream_error(inp, where, e):
     return DamagedInput(f"{inp.path}: {what} {where} ({e})")
 
 
-def check_input(path, kind, comp, column):
+def check_input(path, kind, comp):
     """Refuses at once what cannot be read: a compressed file that is not what its name says (or
     that this pyarrow cannot decompress), a .json file that is one JSON array."""
     if comp:
@@ -251,7 +251,7 @@ def open_inputs(patterns, out_dir, column, skip_bad):
     inputs = []
     for path in expand_inputs(patterns, out_dir):
         kind, comp = kind_of(path)
-        check_input(path, kind, comp, column)
+        check_input(path, kind, comp)
         groups = parquet_groups(path, column, skip_bad) if kind == "parquet" else None
         stat = os.stat(path)
         inputs.append(Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns,
@@ -479,6 +479,11 @@ def text_start(inp):
     return 3 if head.startswith(b"\xef\xbb\xbf") else 0
 
 
+def progress(inp, unit, raw, offset):
+    """Bytes of the unit done, at byte offset of its text (compressed: bytes of the file read)."""
+    return (raw.tell() if inp.compression else min(offset, unit.hi)) - unit.lo
+
+
 def skip_to(stream, raw, offset):
     """Moves a fresh stream to offset: a seek, or (compressed) reading up to it."""
     if stream is raw:
@@ -554,7 +559,7 @@ def read_txt(inp, unit, st, cut, opts):
             if eof:
                 break
             if cut.chars >= opts.chunk_size:
-                yield (raw.tell() if inp.compression else min(st["offset"], unit.hi)) - unit.lo
+                yield progress(inp, unit, raw, st["offset"])
         cut.end_document()
 
 
@@ -598,17 +603,13 @@ def read_jsonl(inp, unit, st, cut, opts):
             if eof:
                 break
             if cut.chars >= opts.chunk_size:
-                yield (raw.tell() if inp.compression else min(pos, unit.hi)) - unit.lo
+                yield progress(inp, unit, raw, pos)
 
 
 def json_text(inp, line, start, column, cut, opts):
     """The document in one JSON line: its value under column (None for null or "")."""
     try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        text = decode(line, start, inp, cut, opts.strict_utf8)
-    try:
-        row = json.loads(text)
+        row = json.loads(decode(line, start, inp, cut, opts.strict_utf8))
     except ValueError as e:
         raise DamagedInput(f"{inp.path}: line {line_number(inp, start):,} is not JSON ({e})") from None
     if not isinstance(row, dict) or column not in row:
@@ -1048,16 +1049,35 @@ def fsync_files(files):
         os.fsync(f.fileno())
 
 
-class BinWriter:
+class Writer:
+    """What the writers of the formats share: an open file per split (train, val) and their state
+    fs, saved in each checkpoint after the files are fsynced. Each has open(fs), write(split,
+    tokens), settle() (after a checkpoint), finish() (the list of files) and eot_before."""
+
+    def __init__(self, out_dir, dtype):
+        self.dir, self.dtype, self.files = out_dir, np.dtype(dtype), [None, None]
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def state(self):
+        fsync_files(self.files)
+        return json.loads(json.dumps(self.fs))
+
+    def close(self):
+        for f in self.files:
+            if f:
+                f.close()
+        self.files = [None, None]
+
+
+class BinWriter(Writer):
     """nanoGPT's train.bin and val.bin: flat, headerless, native-endian, EOT after each document.
     Written as *.bin.partial, renamed when complete."""
     eot_before = False
 
     def __init__(self, out_dir, dtype, opts, eot):
-        self.dir, self.dtype, self.files = out_dir, np.dtype(dtype), []
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+        super().__init__(out_dir, dtype)
 
     def open(self, fs):
         """From the checkpoint's file state: the tokens in each file."""
@@ -1068,15 +1088,11 @@ class BinWriter:
                 open(partial, "wb").close()
             elif not os.path.exists(partial) and os.path.exists(self.path(f"{s}.bin")):
                 os.replace(self.path(f"{s}.bin"), partial)  # renamed by a finish a kill cut short
-            self.files.append(truncate_open(partial, self.fs["tokens"][i] * self.dtype.itemsize))
+            self.files[i] = truncate_open(partial, self.fs["tokens"][i] * self.dtype.itemsize)
 
     def write(self, split, tokens):
         self.files[split].write(tokens.data)
         self.fs["tokens"][split] += len(tokens)
-
-    def state(self):
-        fsync_files(self.files)
-        return json.loads(json.dumps(self.fs))
 
     def settle(self):
         pass
@@ -1088,11 +1104,6 @@ class BinWriter:
             if os.path.exists(self.path(f"{s}.bin.partial")):
                 os.replace(self.path(f"{s}.bin.partial"), self.path(f"{s}.bin"))
         return [dict(file=f"{s}.bin", split=s, tokens=self.fs["tokens"][i]) for i, s in enumerate(SPLITS)]
-
-    def close(self):
-        for f in self.files:
-            f.close()
-        self.files = []
 
 
 def llmc_header(n, dtype):
@@ -1108,7 +1119,7 @@ def npy_header(n, dtype):
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + d.encode("latin1").ljust(117) + b"\n"
 
 
-class ShardWriter:
+class ShardWriter(Writer):
     """Shards for llm.c / modded-nanogpt (.bin, a 1024-byte header) or build-nanogpt (.npy):
     {prefix}_val_000000, ..., {prefix}_train_000001, ...; EOT before each document. A shard ends
     at the last whole document that fits in --shard-tokens (a document longer than a shard is
@@ -1120,15 +1131,13 @@ class ShardWriter:
     eot_before = True
 
     def __init__(self, out_dir, dtype, opts, eot):
-        self.dir, self.dtype, self.eot, self.files = out_dir, np.dtype(dtype), eot, [None, None]
+        super().__init__(out_dir, dtype)
+        self.eot = eot
         self.ext, self.header = (".bin", llmc_header) if opts.format == "llmc" else (".npy", npy_header)
         self.prefix, self.cap = opts.prefix, [opts.shard_tokens, opts.shard_tokens]
         if opts.val_rule[0] == "tokens":
             self.cap[VAL] = math.inf
         self.hlen = len(self.header(0, self.dtype))
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
     def shard_name(self, split, index):
         return f"{self.prefix}_{SPLITS[split]}_{index:06d}{self.ext}"
@@ -1209,10 +1218,6 @@ class ShardWriter:
         fs["closing"].append([closing, name, end])
         fs["done"][split].append([name, end, docs - fs["docs"][split]])
 
-    def state(self):
-        fsync_files(self.files)
-        return json.loads(json.dumps(self.fs))
-
     def settle(self):
         """After a checkpoint: the shards it records as full get their length, header and final
         name (again after a kill: the same)."""
@@ -1241,12 +1246,6 @@ class ShardWriter:
         self.settle()
         return [dict(file=name, split=SPLITS[s], tokens=n, documents=docs)
                 for s in (VAL, TRAIN) for name, n, docs in self.fs["done"][s]]
-
-    def close(self):
-        for f in self.files:
-            if f:
-                f.close()
-        self.files = [None, None]
 
 
 WRITERS = {"bin": BinWriter, "llmc": ShardWriter, "npy": ShardWriter}
@@ -1480,7 +1479,7 @@ def prepare(args):
         print(f"already done: {args.out_dir} holds the output of these inputs and options "
               "(add --restart to make it again)", file=sys.stderr)
         return 0
-    state["counts"]["skipped_files"] += [i.path for i in inputs if i.bad and i.path not in state["counts"]["skipped_files"]]
+    add_counts(state["counts"], dict(new_counts(), skipped_files=[i.path for i in inputs if i.bad]))
     if args.merge:
         chunks = part_chunks(args.out_dir, units, state, dtype)
     else:

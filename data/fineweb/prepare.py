@@ -59,6 +59,7 @@ import math
 import multiprocessing
 import re
 import struct
+import tempfile
 import threading
 import time
 import zlib
@@ -99,6 +100,7 @@ CORES_PER_READER = 8           # encoding threads one reader process feeds, by d
 PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
 SMALL_INPUT = 1 << 20          # input this small is read in this process: starting one costs ~0.3 s
 CHECKPOINT_SECONDS = 30.0      # how much work a kill can cost at most (--checkpoint-seconds)
+PROGRESS_SECONDS = 300.0       # where output is not a terminal: a progress line at least this often
 VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py (the default for --format bin)
 VAL_TOKENS = 100_000_000       # llm.c's val shard: the first 100M tokens (the shard formats' default)
 SHARD_TOKENS = 100_000_000     # llm.c, modded-nanogpt and build-nanogpt shard size (--shard-tokens)
@@ -106,6 +108,7 @@ BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs m
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 MARKER = "<|endoftext|>"       # the document separator in txt files
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_INPUT = os.path.join(HERE, "train_fineweb.txt")   # nanoGPT's layout: beside this file
 TRAIN, VAL = 0, 1
 SPLITS = ("train", "val")
 # files in the output folder
@@ -194,6 +197,9 @@ def expand_inputs(patterns, out_dir, skip_bad):
                 broken.append(m)
             elif os.path.exists(m):
                 paths.append(m)
+            elif m == DEFAULT_INPUT:
+                raise UserError(f"no --input given, and there is no {m}; name your files, folders or "
+                                "glob patterns with --input")
             else:
                 raise UserError(f"{m}: no such file or folder")
     for link in broken:
@@ -392,9 +398,14 @@ def parquet_groups(path, column, skip_bad):
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
+    col = text_leaf(meta, column)
     return [(meta.row_group(g).num_rows, meta.row_group(g).column(col).total_uncompressed_size)
             for g in range(meta.num_row_groups)]
+
+
+def text_leaf(meta, column):
+    """The index of the text column among a parquet file's leaves (nested columns before it shift it)."""
+    return [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)
 
 
 def open_inputs(patterns, out_dir, column, skip_bad):
@@ -989,7 +1000,8 @@ def load_encoding(name):
     try:
         enc = tiktoken.get_encoding(name)
     except Exception as e:  # tiktoken raises whatever its download raised
-        cache = os.environ.get("TIKTOKEN_CACHE_DIR", "<tmp>/data-gym-cache")
+        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
+            os.path.join(tempfile.gettempdir(), "data-gym-cache")  # (where tiktoken keeps it)
         raise UserError(f"could not load the '{name}' vocabulary ({type(e).__name__}): tiktoken "
                         f"downloads it once and keeps it in {cache}; on a machine without "
                         "internet, copy that cache folder from a machine that has run this, and "
@@ -1526,9 +1538,8 @@ class Output:
                 os.remove(self.path(name))
         if os.path.exists(self.path(CHECKPOINT)):
             state = read_json(self.path(CHECKPOINT))
-            if state.get("files") is None:  # (no token written yet: nothing to keep, whatever the options)
-                os.remove(self.path(CHECKPOINT))
-                return self.start(False)
+            if state.get("files") is None:  # no token recorded yet: nothing to keep, whatever the options
+                return self.start(True)
             if state.get("fingerprint") != self.fingerprint:
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
                                 f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
@@ -1576,7 +1587,15 @@ def changed(old, new):
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES")
     diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
-        diffs.append("input files (list, sizes or modification times)")
+        before = {path: rest for path, *rest in old.get("inputs", [])}
+        now = {path: rest for path, *rest in new["inputs"]}
+        files = [p for p in now if before.get(p, now[p]) != now[p]]
+        gone = [p for p in before if p not in now]
+        added = [p for p in now if p not in before]
+        diffs += [f"{what}: {', '.join(ps[:3])}{' ...' if len(ps) > 3 else ''}" for what, ps in
+                  (("input files changed since", files), ("input files no longer given", gone),
+                   ("new input files", added)) if ps]
+        diffs += [] if files or gone or added else ["the order of the input files"]
     return ", ".join(diffs)
 
 
@@ -1670,9 +1689,50 @@ class StopRequest:
         self.signum = signum
 
 
-def progress_bar(units, todo, done_weight):
-    return tqdm(total=sum(units[u].weight for u in todo), initial=done_weight, unit="B", unit_scale=True,
-                unit_divisor=1024, desc="tokenizing", mininterval=1.0, smoothing=0.1)
+class Progress:
+    """How far a run is, in bytes of input (of the units it does): a bar on a terminal; where the
+    output goes to a file (Slurm, nohup, CI), a plain line at each tenth and at least every
+    PROGRESS_SECONDS, never a carriage return."""
+
+    def __init__(self, what, total, done):
+        self.what, self.total, self.n, self.tokens = what, max(total, 1), done, 0
+        self.started = self.said = time.time()
+        self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
+                        mininterval=1.0, smoothing=0.1) if sys.stderr.isatty() else None
+        self.tenth, self.done_at_start = -1, done
+        self.update(done, 0)
+
+    def percent(self):
+        return 100 * self.n / self.total
+
+    def update(self, done, new_tokens):
+        """done: bytes done in all; new_tokens: tokens made since the last update."""
+        self.n, self.tokens = done, self.tokens + new_tokens
+        rate = self.tokens / max(time.time() - self.started, 1e-9)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s", refresh=False)
+        elif int(10 * self.n / self.total) > self.tenth or time.time() - self.said >= PROGRESS_SECONDS:
+            self.tenth, self.said = int(10 * self.n / self.total), time.time()
+            left = (self.total - self.n) * (time.time() - self.started) / max(self.n - self.done_at_start, 1) \
+                if self.tokens else None
+            print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
+                  f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
+                  + (f", about {duration(left)} left" if left is not None else ""), file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def size(n):
+    return next(f"{n / 2**k:.{2 if k else 0}f} {unit}" for k, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "B"))
+                if n >= 2**k or not k)
+
+
+def duration(seconds):
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min" if seconds >= 60 \
+        else f"{seconds:.0f} s"
 
 
 def fingerprints(args, inputs, enc):
@@ -1724,12 +1784,7 @@ def prepare(args):
         return shard_run(args, inputs, units, enc, dtype, parts_fp)
     check_val_tokens(args, inputs)
     if args.merge:
-        missing = missing_parts(args.out_dir, units, parts_fp)
-        if missing:
-            shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
-            raise UserError(f"--merge needs every unit's part in {os.path.join(args.out_dir, PARTS)}, and "
-                            f"{len(missing)} are missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; "
-                            "run (or rerun) the --shard runs that make them, then --merge again")
+        check_parts(args.parts_dir, inputs, units, parts_fp)
     out = Output(args.out_dir, fingerprint, WRITERS[args.format](args.out_dir, dtype, args, enc.eot_token))
     state = out.start(args.restart)
     if state is None:
@@ -1738,7 +1793,7 @@ def prepare(args):
         return 0
     add_counts(state["counts"], dict(new_counts(), skipped_files=[i.path for i in inputs if i.bad]))
     todo = [] if state["done"] else range(state["next_unit"], len(units))  # (done: files left to finish)
-    chunks = part_chunks(args.out_dir, units, todo, state["unit_state"], dtype) if args.merge else \
+    chunks = part_chunks(args.parts_dir, units, todo, state["unit_state"], dtype) if args.merge else \
         encoded_chunks(inputs, units, todo, state["unit_state"], args, enc, dtype)
     stopped = write_all(chunks, state, out, inputs, units, args, enc.eot_token)
     if stopped:
@@ -1758,15 +1813,34 @@ def prepare(args):
 
 def check_val_tokens(args, inputs):
     """An input that cannot hold the --val-tokens val split and some train is refused before
-    any work, when that is sure: uncompressed txt/jsonl files (each makes at most a token per
-    byte, and one more for the end of a file)."""
-    if args.val_rule[0] != "tokens" or any(i.compression or i.kind == "parquet" for i in inputs):
+    any work, when that is sure (see most_tokens); else the end of the run says so."""
+    if args.val_rule[0] != "tokens":
         return
-    most = sum(i.size + 1 for i in inputs)
-    if most <= args.val_rule[1]:
-        raise UserError(f"the input makes at most {most:,} tokens, not more than the {args.val_rule[1]:,} "
+    bounds = [most_tokens(i, args.text_column) for i in inputs]
+    if None in bounds:
+        return
+    if sum(bounds) <= args.val_rule[1]:
+        raise UserError(f"the input makes at most {sum(bounds):,} tokens, not more than the {args.val_rule[1]:,} "
                         f"that go to val (--val-tokens{'' if args.val_tokens else ', the default for --format ' + args.format}); "
                         "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
+
+
+def most_tokens(inp, column):
+    """At most how many tokens an input makes (a token holds at least a byte of text, and each
+    document adds one), or None when that is not sure: compressed files, and parquet columns
+    with dictionary pages (whose sizes do not bound the text)."""
+    if inp.bad:
+        return 0
+    if inp.compression:
+        return None
+    if inp.kind != "parquet":
+        return inp.size + 1
+    meta = pq.ParquetFile(inp.path).metadata
+    col = text_leaf(meta, column)
+    chunks = [(meta.row_group(g).column(col), meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+    if any("DICTIONARY" in e for chunk, _ in chunks for e in chunk.encodings):
+        return None
+    return sum(chunk.total_uncompressed_size + rows for chunk, rows in chunks)
 
 
 def write_all(chunks, state, out, inputs, units, args, eot):
@@ -1775,8 +1849,9 @@ def write_all(chunks, state, out, inputs, units, args, eot):
     by a signal. An input error is raised after what came before it is saved."""
     stop = StopRequest()
     done_weight = sum(u.weight for u in units[:state["next_unit"]])
-    bar = progress_bar(units, range(len(units)), done_weight + (state["unit_state"] or {}).get("progress", 0))
-    started, last_checkpoint, new_tokens = time.time(), time.time(), 0
+    bar = Progress("merging" if args.merge else "tokenizing", sum(u.weight for u in units),
+                   done_weight + (state["unit_state"] or {}).get("progress", 0))
+    started, last_checkpoint = time.time(), time.time()
     seconds_before = state["seconds"]
     out.writer.open(state["files"])
     try:
@@ -1786,15 +1861,13 @@ def write_all(chunks, state, out, inputs, units, args, eot):
                 out.writer.write(TRAIN, train)
                 out.writer.write(VAL, val)
                 add_counts(state["counts"], chunk["counts"])
-                new_tokens += len(train) + len(val)
                 if chunk["finished"]:
                     state["next_unit"], state["unit_state"] = u + 1, None
                     done_weight += units[u].weight
                 else:
                     state["next_unit"], state["unit_state"] = u, dict(chunk["reached"], progress=chunk["progress"])
                 state["seconds"] = seconds_before + time.time() - started
-                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]) - bar.n)
-                bar.set_postfix_str(f"{new_tokens / max(time.time() - started, 1e-9) / 1e6:.2f}M tok/s", refresh=False)
+                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]), len(train) + len(val))
                 if reached:
                     state["budget"] = dict(max_tokens=args.max_tokens, stopped_at=where(inputs, units[u], chunk["reached"]))
                     break
@@ -1815,7 +1888,7 @@ def write_all(chunks, state, out, inputs, units, args, eot):
         bar.close()
         out.writer.close()
     if not state["done"]:
-        print(f"stopped at {100 * bar.n / max(bar.total, 1):.0f}%; run the same command to continue",
+        print(f"stopped at {bar.percent():.0f}%; run the same command to continue",
               file=sys.stderr)
         return 128 + stop.signum
     return 0
@@ -1823,26 +1896,29 @@ def write_all(chunks, state, out, inputs, units, args, eot):
 
 # --- several machines: each writes the parts of its shard of the units; --merge joins them
 
-def part_path(out_dir, u, suffix):
-    return os.path.join(out_dir, PARTS, f"unit{u:07d}{suffix}")
+def part_path(parts_dir, u, suffix):
+    return os.path.join(parts_dir, f"unit{u:07d}{suffix}")
 
 
 def shard_run(args, inputs, units, enc, dtype, parts_fp):
-    """--shard I/N: the units u with u % N == I, each into parts/unit{u}.bin (tokens, EOT after
-    each document) and .json (where pieces end other than at EOT, counts). A finished unit is
-    final (written under another name, fsynced, renamed); a rerun skips it, so a stop loses at
-    most the unit in progress."""
+    """--shard I/N: the units u with u % N == I, each into --parts-dir as unit{u}.bin (tokens,
+    EOT after each document) and .json (where pieces end other than at EOT, counts). A finished
+    unit is final (written under another name, fsynced, renamed); a rerun skips it, so a stop
+    loses at most the unit in progress."""
     i, n = args.shard
-    os.makedirs(os.path.join(args.out_dir, PARTS), exist_ok=True)
-    todo = [u for u in range(len(units)) if u % n == i and not part_done(args.out_dir, u, parts_fp)]
+    folder = args.parts_dir
+    os.makedirs(folder, exist_ok=True)
+    mine = [u for u in range(len(units)) if u % n == i]
+    todo = [u for u in mine if not part_done(folder, u, parts_fp)]
     stop = StopRequest()
-    bar = progress_bar(units, todo, 0)
+    done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
+    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
     parts, written = {}, 0  # unit -> the part being written: file, cuts, counts, tokens
     chunks = encoded_chunks(inputs, units, todo, None, args, enc, dtype)
     try:
         for u, tokens, cuts, chunk in chunks:
             if u not in parts:
-                parts[u] = dict(file=open(part_path(args.out_dir, u, ".bin.partial"), "wb"), cuts=[],
+                parts[u] = dict(file=open(part_path(folder, u, ".bin.partial"), "wb"), cuts=[],
                                 counts=new_counts(), tokens=0)
             part = parts[u]
             part["file"].write(tokens.data)
@@ -1853,11 +1929,13 @@ def shard_run(args, inputs, units, enc, dtype, parts_fp):
                 del parts[u]
                 fsync_files([part["file"]])
                 part["file"].close()
-                os.replace(part_path(args.out_dir, u, ".bin.partial"), part_path(args.out_dir, u, ".bin"))
-                write_json(part_path(args.out_dir, u, ".json"), dict(
-                    tokens=part["tokens"], cuts=part["cuts"], counts=part["counts"], fingerprint=parts_fp))
+                os.replace(part_path(folder, u, ".bin.partial"), part_path(folder, u, ".bin"))
+                write_json(part_path(folder, u, ".json"), dict(
+                    tokens=part["tokens"], cuts=part["cuts"], counts=part["counts"], shard=[i, n],
+                    fingerprint=parts_fp))
                 written += 1
-                bar.update(units[u].weight)
+                done_weight += units[u].weight
+            bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]), len(tokens))
             if stop.signum:
                 break
     finally:
@@ -1867,41 +1945,63 @@ def shard_run(args, inputs, units, enc, dtype, parts_fp):
             part["file"].close()
     left = len(todo) - written
     if left:
-        print(f"stopped with {left} of this shard's {len(todo)} units to go; run the same command to "
-              "continue", file=sys.stderr)
+        print(f"stopped with {plural(left, 'unit')} of this shard's {len(todo)} to go; run the same "
+              "command to continue", file=sys.stderr)
         return 128 + stop.signum
-    print(f"done: shard {i}/{n}: {len(todo)} units written to {os.path.join(args.out_dir, PARTS)} "
-          f"({sum(1 for u in range(len(units)) if u % n == i)} in this shard); when every shard is done, "
-          "run the same command with --merge instead of --shard")
+    print(f"done: shard {i}/{n}: {plural(len(todo), 'unit')} written to {folder} ({len(mine)} in this "
+          "shard); when every shard is done, run the command once more with --merge (and without "
+          "--shard, outside the job array) to write the output")
     return 0
 
 
-def part_done(out_dir, u, parts_fp):
-    meta = part_path(out_dir, u, ".json")
-    if not os.path.exists(meta):
-        return False
-    info = read_json(meta)
-    return info.get("fingerprint") == parts_fp and os.path.exists(part_path(out_dir, u, ".bin"))
+def part_info(parts_dir, u):
+    """A finished part's .json, or None."""
+    meta = part_path(parts_dir, u, ".json")
+    if not os.path.exists(meta) or not os.path.exists(part_path(parts_dir, u, ".bin")):
+        return None
+    return read_json(meta)
 
 
-def missing_parts(out_dir, units, parts_fp):
-    return [u for u in range(len(units)) if not part_done(out_dir, u, parts_fp)]
+def part_done(parts_dir, u, parts_fp):
+    info = part_info(parts_dir, u)
+    return info is not None and info.get("fingerprint") == parts_fp
 
 
-def part_chunks(out_dir, units, todo, state, dtype, block=1 << 20):
+def check_parts(parts_dir, inputs, units, parts_fp):
+    """Refuses a --merge before any work unless every unit's part is there and made from these
+    inputs and options; says which --shard runs to (re)run, or which inputs changed since."""
+    infos = [part_info(parts_dir, u) for u in range(len(units))]
+    stale = [info for info in infos if info is not None and info.get("fingerprint") != parts_fp]
+    if stale:
+        raise UserError(f"the parts in {parts_dir} were made from other inputs or options "
+                        f"({changed(stale[0].get('fingerprint'), parts_fp)}); run the --shard runs "
+                        "again (they redo those parts), then --merge")
+    missing = [u for u, info in enumerate(infos) if info is None]
+    if not missing:
+        return
+    n = next((info["shard"][1] for info in infos if info and "shard" in info), None)
+    shards = sorted({u % n for u in missing}) if n else []
+    rerun = ", ".join(f"--shard {i}/{n}" for i in shards) if n else "the --shard runs"
+    shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
+    raise UserError(f"--merge needs every unit's part in {parts_dir}, and {len(missing)} of {len(units)} are "
+                    f"missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; run (or rerun) "
+                    f"{rerun}, then --merge again")
+
+
+def part_chunks(parts_dir, units, todo, state, dtype, block=1 << 20):
     """The parts' tokens of the units todo, in blocks, from position state (token) in the first:
     what encoded_chunks gives on one machine, from disk."""
     itemsize = np.dtype(dtype).itemsize
     for u in todo:
-        info = read_json(part_path(out_dir, u, ".json"))
+        info = read_json(part_path(parts_dir, u, ".json"))
         start = (state or {}).get("token", 0) if u == todo[0] else 0
-        size = os.path.getsize(part_path(out_dir, u, ".bin")) // itemsize
+        size = os.path.getsize(part_path(parts_dir, u, ".bin")) // itemsize
         if size != info["tokens"]:
-            raise UserError(f"{part_path(out_dir, u, '.bin')} holds {size:,} tokens, but its .json says "
+            raise UserError(f"{part_path(parts_dir, u, '.bin')} holds {size:,} tokens, but its .json says "
                             f"{info['tokens']:,}; delete both and rerun its --shard run")
         for lo in range(start, max(size, 1), block):
             hi = min(lo + block, size)
-            tokens = np.fromfile(part_path(out_dir, u, ".bin"), dtype, count=hi - lo, offset=lo * itemsize)
+            tokens = np.fromfile(part_path(parts_dir, u, ".bin"), dtype, count=hi - lo, offset=lo * itemsize)
             last = hi == size
             yield u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], dict(
                 counts=info["counts"] if last else new_counts(), finished=last,
@@ -1985,7 +2085,7 @@ def slurm_shard():
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument("--input", nargs="+", default=[os.path.join(HERE, "train_fineweb.txt")],
+    p.add_argument("--input", nargs="+", default=[DEFAULT_INPUT],
                    help=f"files ({SUPPORTED}), folders (searched at any depth) or glob patterns "
                         "(default: train_fineweb.txt here)")
     p.add_argument("--out-dir", default=HERE, help="where the output goes (default: this folder)")
@@ -2014,6 +2114,8 @@ def parse_args(argv):
                    help="I/N: process only shard I of N of the input's units into --out-dir/parts, for "
                         "--merge to join (default in a Slurm job array: the task's place in it)")
     p.add_argument("--merge", action="store_true", help="join the parts of all --shard runs into the output")
+    p.add_argument("--parts-dir", help="where --shard runs write their parts and --merge reads them "
+                                       "(default: --out-dir/parts)")
     p.add_argument("--checkpoint-seconds", type=float, default=CHECKPOINT_SECONDS,
                    help=f"seconds between checkpoints (default {CHECKPOINT_SECONDS:g})")
     p.add_argument("--restart", action="store_true", help="throw away earlier progress and output here")
@@ -2027,6 +2129,7 @@ def parse_args(argv):
     if problem:
         p.error(problem)
     args.shard_tokens = args.shard_tokens or SHARD_TOKENS
+    args.parts_dir = args.parts_dir or os.path.join(args.out_dir, PARTS)
     args.readers = args.readers or -(-args.workers // CORES_PER_READER)
     if args.shard is None and not args.merge:
         args.shard = slurm_shard()

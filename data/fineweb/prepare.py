@@ -68,15 +68,25 @@ from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import wait as wait_connections
 
-try:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import tiktoken
-    from tqdm import tqdm
-except ImportError as e:
-    sys.exit(f"error: {e.name or e} is not installed or does not load; run: pip install -U "
-             "numpy tiktoken tqdm pyarrow")
+INSTALL = "run: pip install -U numpy tiktoken tqdm pyarrow"
+if __name__ != "__mp_main__":  # (a reader process reads and cuts text: it needs none of these)
+    try:
+        import numpy as np
+        import tiktoken
+        from tqdm import tqdm
+    except ImportError as e:
+        sys.exit(f"error: {e.name or e} is not installed or does not load; {INSTALL}")
+
+
+def arrow():
+    """pyarrow and pyarrow.parquet, imported where first needed: only parquet, zstd and lz4
+    inputs use them (a reader process without them is ~25 MiB smaller)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as e:
+        raise UserError(f"{e.name or e} is not installed or does not load; {INSTALL}") from None
+    return pyarrow, pyarrow.parquet
 try:  # POSIX only: each use below has its fallback
     import fcntl
 except ImportError:
@@ -233,14 +243,15 @@ def open_stream(inp):
     if codec in DECOMPRESSORS:
         return Decompressed(decompressed_blocks(raw, DECOMPRESSORS[codec])), raw
     if codec:  # zstd, lz4: pyarrow's codecs (their stream closes raw when it goes: it is kept)
-        arrow = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
-        return Decompressed(iter(functools.partial(arrow.read, STREAM_BLOCK), b""), arrow), raw
+        pa, _ = arrow()
+        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
+        return Decompressed(arrow_blocks(stream), stream), raw
     return raw, raw
 
 
 STREAM_BLOCK = 1 << 16   # bytes a compressed stream is read (and decompressed) by
 TEXT_HEAD = 1 << 16      # bytes of a txt/jsonl file's text checked before any work
-STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, pa.ArrowException)
+STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
 
@@ -266,6 +277,16 @@ def decompressed_blocks(raw, new):
         data = getattr(dec, "unconsumed_tail", b"")  # (zlib keeps what max_length left over there)
         if block:
             yield block
+
+
+def arrow_blocks(stream):
+    """The blocks of a pyarrow stream; its errors as OSError (one of STREAM_ERRORS)."""
+    pa, _ = arrow()
+    try:
+        while block := stream.read(STREAM_BLOCK):
+            yield block
+    except pa.ArrowException as e:
+        raise OSError(str(e)) from None
 
 
 class Decompressed:
@@ -331,7 +352,7 @@ def check_input(path, kind, comp):
     cannot decompress)."""
     if comp:
         codec, magic = COMPRESSIONS[comp]
-        if codec in ("zstd", "lz4") and not pa.Codec.is_available(codec):
+        if codec in ("zstd", "lz4") and not arrow()[0].Codec.is_available(codec):
             raise UserError(f"{path}: this pyarrow cannot read {codec}; run: pip install -U pyarrow")
         with open(path, "rb") as f:
             head = f.read(len(magic))
@@ -385,6 +406,7 @@ def check_text(inp, column, in_folder, skip_bad):
 def parquet_groups(path, column, skip_bad):
     """(rows, bytes of text) of each row group, after checking from the footer that the file has
     a text column; None for an unreadable file that is to be skipped."""
+    pa, pq = arrow()
     try:
         meta = pq.ParquetFile(path).metadata
         schema = meta.schema.to_arrow_schema()
@@ -553,6 +575,11 @@ class Cutter:
         self.st, self.chunk, self.piece_chars = st, chunk, piece_chars
         self.segments, self.chars, self.counts, self.dirty = [], 0, new_counts(), False
 
+    def wanted(self):
+        """Bytes of input to read next: what the chunk still lacks (a chunk twice the chunk size
+        would double what is in flight), at least 64 KiB, or the chunk size if smaller."""
+        return max(self.chunk - self.chars, min(self.chunk, 1 << 16))
+
     def emit(self, text, ends_piece=False, forced=False):
         self.counts["forced_cuts"] += forced
         self.st["in_doc"] = True
@@ -707,7 +734,8 @@ def read_txt(inp, unit, st, cut, opts):
                                      # held: buf's length in bytes
         end_at = 0 if pos >= unit.hi else None   # character at byte hi, once read
         while True:
-            block = read(opts.chunk_size if pos >= unit.hi else min(opts.chunk_size, unit.hi - pos))
+            want = cut.wanted()
+            block = read(want if pos >= unit.hi else min(want, unit.hi - pos))
             eof, start = not block, pos - len(carry)
             pos += len(block)
             data = carry + block
@@ -755,7 +783,7 @@ def read_jsonl(inp, unit, st, cut, opts):
         else:
             skip_to(stream, raw, st["offset"])
         pos, read = st["offset"], reads_to_damage(stream, inp, cut, opts.skip_bad_files)
-        for lines in line_blocks(read, opts.chunk_size):
+        for lines in line_blocks(read, cut.wanted):
             texts, empty = [], 0
             try:
                 for line in lines:
@@ -782,11 +810,11 @@ def read_jsonl(inp, unit, st, cut, opts):
 
 
 def line_blocks(read, size):
-    """The lines (without their newline) of the bytes read(size) gives, a list per block; the
+    """The lines (without their newline) of the bytes read(size()) gives, a list per block; the
     last line may lack its newline. A line longer than a block is gathered in parts and joined
     once, so a long line costs time in proportion to its length."""
     parts = []
-    while block := read(size):
+    while block := read(size()):
         lines = block.split(b"\n")
         if len(lines) == 1:
             parts.append(block)
@@ -851,6 +879,7 @@ def read_parquet(inp, unit, st, cut, opts):
     is held. st: row (rows of the unit done)."""
     st.setdefault("row", 0)
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
+    pa, pq = arrow()
     try:
         pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
         for g in range(unit.lo, unit.hi):
@@ -1011,16 +1040,18 @@ def load_encoding(name):
     return enc
 
 
-_local = threading.local()
+_local, _taken, _taking = threading.local(), set(), threading.Lock()
 
 
 def thread_encoding(enc):
-    """Each worker thread's own Encoding: threads sharing one slow each other down."""
-    if getattr(_local, "name", None) != enc.name:
-        _local.name = enc.name
-        _local.enc = tiktoken.Encoding(enc.name, pat_str=enc._pat_str,
-                                       mergeable_ranks=enc._mergeable_ranks,
-                                       special_tokens=enc._special_tokens)
+    """Each worker thread's own Encoding (threads sharing one slow each other down: ~1.3x more
+    CPU per token): the first thread takes enc itself, the others a copy (~10 MiB each)."""
+    if getattr(_local, "of", None) is not enc:
+        with _taking:
+            first = id(enc) not in _taken
+            _taken.add(id(enc))
+        _local.of, _local.enc = enc, enc if first else tiktoken.Encoding(
+            enc.name, pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks, special_tokens=enc._special_tokens)
     return _local.enc
 
 
@@ -1835,7 +1866,7 @@ def most_tokens(inp, column):
         return None
     if inp.kind != "parquet":
         return inp.size + 1
-    meta = pq.ParquetFile(inp.path).metadata
+    meta = arrow()[1].ParquetFile(inp.path).metadata
     col = text_leaf(meta, column)
     chunks = [(meta.row_group(g).column(col), meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     if any("DICTIONARY" in e for chunk, _ in chunks for e in chunk.encodings):
@@ -2042,25 +2073,27 @@ def verify_file(path, want, summary, enc, dtype, shows):
     if size != len(header) + n * dtype.itemsize:
         raise UserError(f"{path} is {size:,} bytes, but the summary says {n:,} "
                         f"{dtype.name} tokens ({len(header) + n * dtype.itemsize:,} bytes)")
-    data = np.memmap(path, dtype=dtype, mode="r", offset=len(header)) if n else np.empty(0, dtype)
-    eots = 0
-    for lo in range(0, len(data), 1 << 24):
-        block = data[lo:lo + (1 << 24)]
-        if block.max() >= enc.n_vocab:
-            bad = lo + int(np.argmax(block >= enc.n_vocab))
-            raise UserError(f"{path}: token {bad:,} is {int(data[bad])}, not below the "
-                            f"vocabulary size {enc.n_vocab}")
-        eots += int(np.count_nonzero(block == enc.eot_token))
+    eots, start = 0, np.empty(0, dtype)  # (read in blocks: a memory map's pages would count as ours)
+    with open(path, "rb") as f:
+        f.seek(len(header))
+        for lo in range(0, n, 1 << 24):
+            block = np.fromfile(f, dtype, count=min(1 << 24, n - lo))
+            start = start if lo else block[:1 << 20].copy()
+            if block.max() >= enc.n_vocab:
+                bad = int(np.argmax(block >= enc.n_vocab))
+                raise UserError(f"{path}: token {lo + bad:,} is {int(block[bad])}, not below the "
+                                f"vocabulary size {enc.n_vocab}")
+            eots += int(np.count_nonzero(block == enc.eot_token))
     documents = want.get("documents", summary[want["split"]]["documents"])
     if eots != documents:
         raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
                         f"{documents:,} documents")
     print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents")
     if shows:
-        ends = np.flatnonzero(data[:1 << 20] == enc.eot_token)[:3]
+        ends = np.flatnonzero(start == enc.eot_token)[:3]
         docs = zip(ends[:-1] + 1, ends[1:]) if fmt != "bin" else zip([-1, *ends[:-1]], ends)
         for lo, hi in list(docs)[:2]:
-            text = enc.decode(data[lo + (fmt == "bin"):hi].tolist())
+            text = enc.decode(start[lo + (fmt == "bin"):hi].tolist())
             print(f"  {want['split']} document: {text[:200]!r}{'...' if len(text) > 200 else ''}")
     return eots
 

@@ -1,6 +1,8 @@
 """The shard formats, read the way each trainer reads them (readers written here from the
 trainers' source): llm.c / modded-nanogpt .bin shards and build-nanogpt .npy shards."""
 import glob
+import io
+import json
 import math
 import os
 import random
@@ -184,3 +186,43 @@ def test_a_large_vocabulary_gets_llm_c_uint32_header(tmp_path):
     assert [t for s in train for t in s] == [t for d in ref_train for t in d]
     assert max(t for s in train for t in s) > 65535
     assert run("--verify", "--out-dir", tmp_path / "o").returncode == 0
+
+
+# --- sizes past 2^31 tokens (FineWeb 10BT and up) ------------------------------------------------
+
+@pytest.mark.slow
+def test_verify_checks_a_bin_of_more_than_2_31_tokens(tmp_path):
+    """A sparse train.bin of 2^31 + 5 uint16 tokens (token 0, then one document's end), as a run
+    writes it for --format bin: --verify reads it in blocks and passes; one token short, it names
+    the size. (4 GiB of zeros are read, not stored.)"""
+    n = (1 << 31) + 5
+    with open(tmp_path / "train.bin", "wb") as f:
+        f.truncate(2 * n - 2)
+        f.seek(2 * n - 2)
+        f.write(np.array([EOT], np.uint16).tobytes())
+    np.array([1, 2, EOT], np.uint16).tofile(tmp_path / "val.bin")
+    summary = dict(encoding="gpt2", dtype="uint16", format="bin", train=dict(tokens=n, documents=1),
+                   val=dict(tokens=3, documents=1),
+                   files=[dict(file="train.bin", split="train", tokens=n), dict(file="val.bin", split="val", tokens=3)])
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    r = run("--verify", "--out-dir", tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"{n:,} uint16 tokens" in r.stdout, r.stdout
+    summary["files"][0]["tokens"] = summary["train"]["tokens"] = n + 1
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert_user_error(run("--verify", "--out-dir", tmp_path), "train.bin", "bytes")
+
+
+def test_headers_past_2_31_tokens():
+    """npy holds any count (the header stays 128 bytes and numpy reads the shape); llm.c's int32
+    count holds at most 2^31 - 1, and more is refused in a sentence, before any work."""
+    n = (1 << 33) + 7
+    header = prepare.npy_header(n, np.uint16)
+    assert len(header) == 128
+    from numpy.lib import format as npy_format
+    f = io.BytesIO(header)
+    assert npy_format.read_magic(f) == (1, 0) and npy_format.read_array_header_1_0(f)[0] == (n,)
+    most = (1 << 31) - 1
+    assert np.frombuffer(prepare.llmc_header(most, np.uint16), "<i4")[2] == most
+    with pytest.raises(prepare.UserError, match="llm.c"):
+        prepare.llmc_header(most + 1, np.uint16)

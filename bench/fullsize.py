@@ -153,8 +153,8 @@ def main():
     tokens, docs = totals(read_json(folder, "summary.json"))
     show("resumed", wall, peak, at_peak, tokens, docs, tokens - sum(ck["tokens"]), " (tokens/s: of its own work)")
     vwall, vcode, vpeak, vat_peak, verr = run(["--verify"], nanogpt, None, "verify", timeline)
-    print(f"  verify: exit code {vcode}  {vwall:7.1f}s  peak PSS {vpeak:6.1f} MiB (with the pages of train.bin it "
-          "reads: np.memmap)" + (f"\n{verr[-2000:]}" if vcode else ""))
+    print(f"  verify: exit code {vcode}  {vwall:7.1f}s  peak PSS {vpeak:6.1f} MiB"
+          + (f"\n{verr[-2000:]}" if vcode else ""))
     if timeline_file:
         timeline_file.close()
     checks = {f"tokens {tokens:,} == {copies} x {one_tokens:,}": tokens == copies * one_tokens,

@@ -3,12 +3,16 @@
     python bench/memory.py                   # ~100 MB and ~1 GB txt, default settings
     python bench/memory.py --sizes 100 1000 --format parquet --workdir /tmp/bench
     python bench/memory.py --format jsonl.gz       # sizes: MB of text before compression
+    python bench/memory.py --format long-rows --sizes 50 300    # the shapes of edge cases:
+    python bench/memory.py --format whitespace --sizes 16 64    #   parquet rows of 500 KB, a run of
+    python bench/memory.py --format long-line --sizes 16 64     #   spaces in a txt document, one JSON line
 
 Prints each run's peak memory (PSS of the script and its reader process, sampled) and the
 ratio large/small. Target: <= 256 MiB at default settings and a ratio <= 1.10: memory must not
 grow with the input.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,16 +24,42 @@ import psutil
 import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WRITE = {"txt": corpus.write_txt, "parquet": corpus.write_parquet, "jsonl.gz": corpus.write_jsonl}
+
+
+def write_long_rows(path, n_bytes):
+    """Parquet rows of ~500 KB each (book-like documents), 50 rows per row group, pages of 4 rows
+    (a parquet page is read whole: pyarrow's default pages of 1,024 rows would hold 500 MB)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    paragraph = " ".join(corpus.documents(20_000, seed=5))[:10_000]
+    rows = [" ".join(f"{paragraph} ({i}.{j})" for j in range(50)) for i in range(max(1, n_bytes // 500_000))]
+    pq.write_table(pa.table({"text": rows}), path, row_group_size=50, write_batch_size=4)
+
+
+def write_whitespace(path, n_bytes):
+    """One txt document holding a run of n_bytes spaces, and a second document."""
+    with open(path, "w") as f:
+        f.write("hello world" + " " * n_bytes + " end\n<|endoftext|>\nsecond document")
+
+
+def write_long_line(path, n_bytes):
+    """One JSON line of n_bytes of words, and a short one."""
+    with open(path, "w") as f:
+        f.write(json.dumps({"text": "word " * (n_bytes // 5)}) + "\n" + json.dumps({"text": "short"}) + "\n")
+
+
+WRITE = {"txt": corpus.write_txt, "parquet": corpus.write_parquet, "jsonl.gz": corpus.write_jsonl,
+         "long-rows": write_long_rows, "whitespace": write_whitespace, "long-line": write_long_line}
+SUFFIX = {"long-rows": "parquet", "whitespace": "txt", "long-line": "jsonl"}
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 
-def peak_rss_mib(args, interval=0.05):
+def peak_rss_mib(args, interval=0.05, script=SCRIPT):
     """Runs prepare.py; returns (peak memory of the whole process tree in MiB, exit code,
     stderr). The tree is the script and its reader process, which share some pages: each
     process counts its proportional share (PSS), so the sum is the memory they really take."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, script, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err)
         root, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             try:
@@ -46,18 +76,21 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="input sizes in MB")
     p.add_argument("--format", choices=sorted(WRITE), default="txt")
     p.add_argument("--workdir", default="/tmp/prepare-bench")
+    p.add_argument("--script", default=SCRIPT, help="the prepare.py to measure (e.g. an older version, "
+                                                     "for a before/after)")
     p.add_argument("extra", nargs="*", help="more prepare.py options, after --")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     results = []
     for mb in a.sizes:
-        path = os.path.join(a.workdir, f"corpus_{mb}MB.{a.format}")
+        path = os.path.join(a.workdir, f"{a.format}_{mb}MB.{SUFFIX[a.format]}" if a.format in SUFFIX
+                            else f"corpus_{mb}MB.{a.format}")
         if not os.path.exists(path):
             print(f"generating {path} ...", flush=True)
             WRITE[a.format](path, mb << 20)
         out = os.path.join(a.workdir, f"out_{mb}MB_{a.format}")
         t = time.time()
-        rss, code, err = peak_rss_mib(["--input", path, "--out-dir", out, "--restart", *a.extra])
+        rss, code, err = peak_rss_mib(["--input", path, "--out-dir", out, "--restart", *a.extra], script=a.script)
         if code:
             sys.exit(f"prepare.py failed:\n{err[-2000:]}")
         results.append(rss)

@@ -450,3 +450,108 @@ def test_a_json_line_nested_100000_deep_is_a_bad_line(tmp_path):
     r = run("--input", tmp_path / "deep.jsonl", "--out-dir", tmp_path / "s")
     assert_one_sentence(r, "deep.jsonl")
     assert re.search(r"line 11\b", r.stderr), r.stderr
+
+
+# --- found by an independent review of the fixes above ---------------------------------------------
+
+def decompressed(path):
+    """Every byte prepare's stream gives out of a compressed file, read 1,000 bytes at a time,
+    and the error that ended it (None at a clean end)."""
+    kind, comp = prepare.kind_of(str(path))
+    stream, raw = prepare.open_stream(prepare.Input(str(path), kind, comp, 0, 0, None, False))
+    parts = []
+    with raw:
+        try:
+            while block := stream.read(1000):
+                parts.append(block)
+        except prepare.STREAM_ERRORS as e:
+            return b"".join(parts), e
+    return b"".join(parts), None
+
+
+def test_compressed_files_are_read_as_pythons_own_readers_read_them(tmp_path):
+    """Padding and trailing bytes after the last member, as gzip.open, bz2.open and lzma.open
+    take them; a gzip file cut short gives out all zlib can (the last match included)."""
+    text = txt_layout(DOCS_SMALL).encode()
+    cases = {"pad.txt.gz": (gzip.compress(text) + b"\0" * 100, gzip.open),
+             "two.txt.gz": (gzip.compress(text) + gzip.compress(text), gzip.open),
+             "junk.txt.bz2": (bz2.compress(text) + b"junk", bz2.open),
+             "pad.txt.xz": (lzma.compress(text) + b"\0" * 4, lzma.open),
+             "junk.txt.xz": (lzma.compress(text) + b"junk", lzma.open)}
+    for name, (data, opener) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        try:
+            with opener(tmp_path / name) as f:
+                want = f.read()
+        except (OSError, EOFError, lzma.LZMAError):
+            continue  # (the stdlib refuses it: no promise)
+        assert decompressed(tmp_path / name) == (want, None), name
+    for cut in (89, 153, 216):
+        (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(b"x" * 200_000)[:cut])
+        got, error = decompressed(tmp_path / "cut.txt.gz")
+        assert got == zlib.decompressobj(wbits=31).decompress(gzip.compress(b"x" * 200_000)[:cut])
+        assert error is not None
+
+
+DOCS_SMALL = [f"Small document {i}, with a few words in it." for i in range(300)]
+
+
+def test_an_empty_compressed_file_is_damaged_whatever_the_codec(tmp_path):
+    for name in ("e.txt.gz", "e.txt.bz2", "e.txt.xz", "e.txt.zst", "e.txt.lz4"):
+        (tmp_path / name).write_bytes(b"")
+        assert_one_sentence(run("--input", tmp_path / name, "--out-dir", tmp_path / "o"), name, "empty")
+
+
+def test_a_dangling_link_of_another_kind_is_one_sentence_with_skip_bad_files(tmp_path):
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_SMALL))
+    os.symlink(tmp_path / "nowhere", tmp_path / "broken.md")
+    r = run("--input", tmp_path / "a.txt", tmp_path / "broken.md", "--out-dir", tmp_path / "o", "--skip-bad-files")
+    assert_one_sentence(r, "broken.md")
+
+
+def test_two_names_of_one_blob_are_two_files(tmp_path):
+    """The Hugging Face cache links files of the same content to one blob."""
+    blobs, snap = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir()
+    snap.mkdir()
+    (blobs / "sha").write_text(txt_layout(DOCS_SMALL))
+    os.symlink(blobs / "sha", snap / "000.txt")
+    os.symlink(blobs / "sha", snap / "001.txt")
+    r = run("--input", snap, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert summary_of(tmp_path / "o")["train"]["documents"] == 2 * len(DOCS_SMALL)
+
+
+def test_json_configs_in_a_folder_are_left_out_whatever_their_shape(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "data.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in DOCS_SMALL))
+    (d / "files.json").write_text(json.dumps(["a.jsonl", "b.jsonl"], indent=1))  # a pretty array
+    (d / "meta.json").write_text(json.dumps({"sizes": list(range(20_000))}))  # one line over 64 KiB
+    r = run("--input", d, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert "files.json" in r.stderr and "meta.json" in r.stderr
+    assert summary_of(tmp_path / "o")["train"]["documents"] == len(DOCS_SMALL)
+
+
+def test_the_val_bound_trusts_only_plain_parquet_sizes(tmp_path):
+    """Prefix-encoded text is stored in less than its size: no refusal before the work."""
+    rows = ["the same long prefix " * 500 + f"and then row {i}" for i in range(200)]
+    pa_parquet = pytest.importorskip("pyarrow.parquet")
+    pa_parquet.write_table(pa.table({"text": rows}), tmp_path / "p.parquet", use_dictionary=False,
+                           column_encoding={"text": "DELTA_BYTE_ARRAY"})
+    r = run("--input", tmp_path / "p.parquet", "--out-dir", tmp_path / "o", "--format", "llmc",
+            "--val-tokens", 100_000, "--shard-tokens", 1_000_000)
+    assert r.returncode == 0 and "at most" not in r.stderr, r.stderr
+
+
+def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path, monkeypatch):
+    """4,000 copies of one 5,000-character row: the footer says 5 KB, the text is 19 MiB; no chunk
+    of the reader holds more than about a chunk's worth."""
+    write_parquet(tmp_path / "d.parquet", ["w" * 4999 + " "] * 4000, row_group_size=4000)
+    inp = prepare.open_inputs([str(tmp_path / "d.parquet")], str(tmp_path / "o"), "text", False)[0]
+    opts = prepare.parse_args(["--input", str(tmp_path / "d.parquet")])
+    opts.piece_chars = prepare.PIECE_CHARS
+    sizes = [sum(len(t) for t, _, _ in chunk["segments"])
+             for chunk in prepare.read_unit([inp], prepare.plan_units([inp])[0], None, opts)]
+    assert sum(sizes) == 4000 * 5000 and max(sizes) <= 2 * prepare.CHUNK_CHARS, max(sizes)

@@ -203,7 +203,7 @@ def expand_inputs(patterns, out_dir, skip_bad):
                     raise UserError(f"{m}: the folder holds no file this script reads (it reads {SUPPORTED})")
                 paths += found
                 in_folders.update(found)
-            elif os.path.islink(m) and not os.path.exists(m):
+            elif os.path.islink(m) and not os.path.exists(m) and kind_of(m):
                 broken.append(m)
             elif os.path.exists(m):
                 paths.append(m)
@@ -222,7 +222,8 @@ def expand_inputs(patterns, out_dir, skip_bad):
                             "choose another --out-dir or input")
         if not kind_of(p) or not os.path.isfile(p):
             raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
-        first = seen.setdefault(os.path.realpath(p), p)
+        first = seen.setdefault(os.path.abspath(p), p)  # (not realpath: the Hugging Face cache
+        # links files of the same content to one blob, and each is a file of the data set)
         if first is not p:
             left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
     return list(seen.values()), in_folders, broken
@@ -241,47 +242,63 @@ def open_stream(inp):
     raw = open(inp.path, "rb")
     codec = COMPRESSIONS.get(inp.compression, ("",))[0]
     if codec in DECOMPRESSORS:
-        return Decompressed(decompressed_blocks(raw, DECOMPRESSORS[codec])), raw
+        return Decompressed(decompressed_blocks(raw, codec)), raw
     if codec:  # zstd, lz4: pyarrow's codecs (their stream closes raw when it goes: it is kept)
         pa, _ = arrow()
         stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
-        return Decompressed(arrow_blocks(stream), stream), raw
+        return Decompressed(arrow_blocks(stream, raw), stream), raw
     return raw, raw
 
 
 STREAM_BLOCK = 1 << 16   # bytes a compressed stream is read (and decompressed) by
 TEXT_HEAD = 1 << 16      # bytes of a txt/jsonl file's text checked before any work
+BLANK = b"\xef\xbb\xbf \t\r\n"  # what may come before a JSON Lines file's first line
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
 
 
-def decompressed_blocks(raw, new):
+def decompressed_blocks(raw, codec):
     """The decompressed bytes of raw, in blocks of at most STREAM_BLOCK, member after member
-    (gzip, bzip2 and xz files may be concatenated); raises at damage, or EOFError when the file
-    ends inside a member."""
-    dec, data = new(), raw.read(STREAM_BLOCK)
+    (gzip, bzip2 and xz files may be concatenated), as Python's own readers take them: zero
+    bytes after a member are padding (gzip's, xz's), and what follows the last bzip2 or xz
+    stream without starting another is ignored. Raises at damage, or EOFError when the file ends inside a
+    member (or is empty: no compressed file is)."""
+    new = DECOMPRESSORS[codec]
+    dec, data, block = new(), raw.read(STREAM_BLOCK), b""
+    first, made = True, 0  # the first member; bytes the current member gave
     if not data:
         raise EOFError("the file is empty")
     while True:
         if dec.eof:
             data = dec.unused_data or raw.read(STREAM_BLOCK)
+            while data and not data.lstrip(b"\0"):
+                data = raw.read(STREAM_BLOCK)
+            data = data.lstrip(b"\0")
             if not data:
                 return
-            dec = new()
-        elif not data and getattr(dec, "needs_input", True):
+            dec, first, made = new(), False, 0
+        elif not data and getattr(dec, "needs_input", len(block) < STREAM_BLOCK):  # (zlib: output left)
             data = raw.read(STREAM_BLOCK)
             if not data:
                 raise EOFError("the file ends inside a compressed block: it was cut short")
-        block = dec.decompress(data, STREAM_BLOCK)
+        try:
+            block = dec.decompress(data, STREAM_BLOCK)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError):
+            if first or made or codec == "gzip":
+                raise
+            return  # (not another stream: ignored, as bz2.open and lzma.open do)
         data = getattr(dec, "unconsumed_tail", b"")  # (zlib keeps what max_length left over there)
+        made += len(block)
         if block:
             yield block
 
 
-def arrow_blocks(stream):
+def arrow_blocks(stream, raw):
     """The blocks of a pyarrow stream; its errors as OSError (one of STREAM_ERRORS)."""
     pa, _ = arrow()
+    if os.fstat(raw.fileno()).st_size == 0:
+        raise EOFError("the file is empty")
     try:
         while block := stream.read(STREAM_BLOCK):
             yield block
@@ -363,36 +380,40 @@ def check_input(path, kind, comp):
 
 def check_text(inp, column, in_folder, skip_bad):
     """Checks the start of a txt or JSON Lines file before any work: "read" it, leave it out as
-    "bad" (damaged, with --skip-bad-files), or "ignore" it (a .json file found in a folder that
-    does not hold JSON Lines of documents: configs, metadata). Refuses UTF-16/32, a JSON array,
-    and a first line without the text key."""
+    "bad" (damaged, with --skip-bad-files), or "ignore" it (a .json file found in a folder whose
+    first line is not a JSON object with the text key: configs, metadata; that line is read
+    whole). Refuses UTF-16/32, a JSON array, and a first line without the text key."""
+    folder_json = in_folder and inp.path[:len(inp.path) - len(inp.compression)].lower().endswith(".json")
     stream, raw = open_stream(inp)
     try:
         with raw:
-            head = stream.read(TEXT_HEAD)
+            parts = [stream.read(TEXT_HEAD)]
+            while folder_json and len(parts[-1]) == TEXT_HEAD and b"\n" not in b"".join(parts).lstrip(BLANK):
+                parts.append(stream.read(TEXT_HEAD))
     except STREAM_ERRORS as e:
         left_out(stream_error(inp, "at its start", e).args[0], "replace the file", skip_bad)
         return "bad"
+    head = b"".join(parts)
     if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
                         f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
-    body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if inp.kind != "jsonl" or not body or (b"\n" not in body and len(head) == TEXT_HEAD):
+    body = head.lstrip(BLANK)
+    if inp.kind != "jsonl" or not body or (b"\n" not in body and len(parts[-1]) == TEXT_HEAD):
         return "read"  # (a first line longer than the head is checked as it is read)
-    if body.startswith(b"["):
-        raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
-                        f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
     number = head[:len(head) - len(body)].count(b"\n") + 1
     try:
         row = json.loads(body.split(b"\n")[0].decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         row = None
     documents = isinstance(row, dict) and column in row
-    if in_folder and not documents and inp.path[:len(inp.path) - len(inp.compression)].lower().endswith(".json"):
+    if folder_json and not documents:
         print(f"note: leaving out {inp.path}: a .json file whose first line is not a JSON object with "
               f"the key '{column}' (.json files in folders are read only when they hold JSON Lines)",
               file=sys.stderr)
         return "ignore"
+    if body.startswith(b"["):
+        raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
+                        f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
     if row is None and not skip_bad:
         raise UserError(f"{inp.path}: line {number:,} is not JSON; fix or remove that line, or run with "
                         "--skip-bad-files to leave out such lines")
@@ -889,17 +910,20 @@ def read_parquet(inp, unit, st, cut, opts):
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
                 for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[opts.text_column],
                                              use_threads=False):
-                    new = batch.column(0)[max(st["row"] - at, 0):]  # (rows done before a resume: passed over)
-                    at += len(batch)
-                    if not len(new):
-                        continue
-                    texts = new.to_pylist()
-                    docs = [text for text in texts if text]
-                    cut.add_documents(docs)
-                    cut.counts["empty_rows"] += len(texts) - len(docs)
-                    st["row"] = at
-                    if cut.chars >= opts.chunk_size:
-                        yield unit.weight * st["row"] // max(total, 1)
+                    column = batch.column(0)  # (dictionary-encoded text is larger than the footer said:)
+                    step = max(1, len(column) * PARQUET_BATCH_BYTES // max(column.nbytes, 1))
+                    for lo in range(0, len(column), step):
+                        new = column.slice(lo, step)[max(st["row"] - at, 0):]  # (rows done before a resume)
+                        at += min(step, len(column) - lo)
+                        if not len(new):
+                            continue
+                        texts = new.to_pylist()
+                        docs = [text for text in texts if text]
+                        cut.add_documents(docs)
+                        cut.counts["empty_rows"] += len(texts) - len(docs)
+                        st["row"] = at
+                        if cut.chars >= opts.chunk_size:
+                            yield unit.weight * st["row"] // max(total, 1)
             done += rows
     except (OSError, pa.ArrowException) as e:
         raise DamagedInput(f"{inp.path}: the parquet file is damaged near row "
@@ -1858,8 +1882,8 @@ def check_val_tokens(args, inputs):
 
 def most_tokens(inp, column):
     """At most how many tokens an input makes (a token holds at least a byte of text, and each
-    document adds one), or None when that is not sure: compressed files, and parquet columns
-    with dictionary pages (whose sizes do not bound the text)."""
+    document adds one), or None when that is not sure: compressed files, and parquet columns in
+    other encodings than plain (dictionary and prefix encodings store less than the text)."""
     if inp.bad:
         return 0
     if inp.compression:
@@ -1869,7 +1893,8 @@ def most_tokens(inp, column):
     meta = arrow()[1].ParquetFile(inp.path).metadata
     col = text_leaf(meta, column)
     chunks = [(meta.row_group(g).column(col), meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
-    if any("DICTIONARY" in e for chunk, _ in chunks for e in chunk.encodings):
+    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for chunk, _ in chunks
+           for e in chunk.encodings):
         return None
     return sum(chunk.total_uncompressed_size + rows for chunk, rows in chunks)
 

@@ -555,3 +555,36 @@ def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path, monkeyp
     sizes = [sum(len(t) for t, _, _ in chunk["segments"])
              for chunk in prepare.read_unit([inp], prepare.plan_units([inp])[0], None, opts)]
     assert sum(sizes) == 4000 * 5000 and max(sizes) <= 2 * prepare.CHUNK_CHARS, max(sizes)
+
+
+# --- a long document comes in several chunks: only the last has a place to resume at ----------------
+
+def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
+    pool = list(corpus.documents(2_000_000, seed=3))
+    long_docs = [" ".join(pool[i::7]) for i in range(7)]  # ~290K characters each
+    assert min(map(len, long_docs)) > 200_000
+    rows = [long_docs[0], "short one", long_docs[1], long_docs[2], "another short one", *long_docs[3:]]
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    inp = prepare.open_inputs([str(tmp_path / "long.jsonl")], str(tmp_path / "o"), "text", False)[0]
+    opts = prepare.parse_args(["--input", str(tmp_path / "long.jsonl"), "--chunk-size", "20000"])
+    opts.piece_chars = 100_000
+    chunks = list(prepare.read_unit([inp], prepare.plan_units([inp])[0], None, opts))
+    sizes = [sum(len(t) for t, _, _ in c["segments"]) for c in chunks]
+    assert max(sizes) < 2 * 20_000 + 100_000 + prepare.MAX_SEARCH and len(chunks) > 10, sizes
+    assert any(c["progress"] is None for c in chunks)  # (chunks inside a document: no position)
+    args = ["--input", tmp_path / "long.jsonl", "--val-fraction", 0.3, "--chunk-size", 20000,
+            "--checkpoint-seconds", 0, "--workers", 1]
+    whole = tmp_path / "whole"
+    assert run(*args, "--out-dir", whole).returncode == 0
+    assert read_bin(whole / "train.bin") + read_bin(whole / "val.bin") != []
+    for n in (1, 2, 3, 5, 8):
+        out = tmp_path / f"k{n}"
+        r = run(*args, "--out-dir", out, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": str(n)})
+        assert r.returncode != 0 or not (out / "prepare.checkpoint.json").exists()
+        r = run(*args, "--out-dir", out)
+        assert r.returncode == 0, r.stderr
+        for name in ("train.bin", "val.bin"):
+            assert (out / name).read_bytes() == (whole / name).read_bytes(), (n, name)
+    ref = reference_docs(rows)
+    got = read_bin(whole / "train.bin") + read_bin(whole / "val.bin")
+    assert sorted(got) == sorted(flat(ref))

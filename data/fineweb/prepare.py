@@ -939,15 +939,16 @@ def read_unit(inputs, unit, state, opts):
     """The chunks of one unit from its position state (None: its start): dicts of segments to
     encode, counts, reached (the position after them), progress (bytes of the unit) and
     finished. The last chunk has finished set (and may hold nothing). A damaged input stops
-    with a UserError, or with --skip-bad-files, leaves the rest of the unit out."""
+    with a UserError, or with --skip-bad-files, leaves the rest of the unit out. (A long
+    document comes in several chunks, and only the last has a position: see sized_chunks.)"""
     inp = inputs[unit.file]
     st = dict(state or dict(in_doc=False, piece_len=0))
     cut = Cutter(st, opts.chunk_size, opts.piece_chars)
     try:
         try:
             for progress in KINDS[inp.kind].read(inp, unit, st, cut, opts):
-                segments, counts = cut.take()
-                yield dict(segments=segments, counts=counts, reached=dict(st), progress=progress, finished=False)
+                yield from sized_chunks(*cut.take(), opts.chunk_size, reached=dict(st), progress=progress,
+                                        finished=False)
         except STREAM_ERRORS as e:
             raise stream_error(inp, f"near {position(inp, unit, st)}", e) from None
     except DamagedInput as e:
@@ -957,8 +958,23 @@ def read_unit(inputs, unit, state, opts):
               file=sys.stderr)
         cut.end_document()
         cut.counts["skipped_files"].append(inp.path)
-    segments, counts = cut.take()
-    yield dict(segments=segments, counts=counts, reached=None, progress=unit.weight, finished=True)
+    yield from sized_chunks(*cut.take(), opts.chunk_size, reached=None, progress=unit.weight, finished=True)
+
+
+def sized_chunks(segments, counts, size, **end):
+    """segments as chunks of about size characters or more (a long document's pieces are all
+    taken at once, and one chunk of them would hold its tokens at once too). Every segment ends
+    at a safe or forced cut, so any of them may end a chunk. Only the last chunk carries the
+    counts and end (reached, progress, finished): the others have no position to resume from
+    (reached None, finished False), and the writer neither stops nor checkpoints after them."""
+    start, chars = 0, 0
+    for i, (text, _, _) in enumerate(segments):
+        chars += len(text)
+        if chars >= 2 * size and i + 1 < len(segments):
+            yield dict(segments=segments[start:i + 1], counts=new_counts(), reached=None, progress=None,
+                       finished=False)
+            start, chars = i + 1, 0
+    yield dict(segments=segments[start:], counts=counts, **end)
 
 
 # -----------------------------------------------------------------------------
@@ -1917,16 +1933,21 @@ def write_all(chunks, state, out, inputs, units, args, eot):
                 out.writer.write(TRAIN, train)
                 out.writer.write(VAL, val)
                 add_counts(state["counts"], chunk["counts"])
+                placed = chunk["progress"] is not None  # (else: inside a long document, see sized_chunks)
                 if chunk["finished"]:
                     state["next_unit"], state["unit_state"] = u + 1, None
                     done_weight += units[u].weight
-                else:
+                elif placed:
                     state["next_unit"], state["unit_state"] = u, dict(chunk["reached"], progress=chunk["progress"])
                 state["seconds"] = seconds_before + time.time() - started
-                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]), len(train) + len(val))
+                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]) if placed else bar.n,
+                           len(train) + len(val))
                 if reached:
-                    state["budget"] = dict(max_tokens=args.max_tokens, stopped_at=where(inputs, units[u], chunk["reached"]))
+                    state["budget"] = dict(max_tokens=args.max_tokens, stopped_at=where(
+                        inputs, units[u], chunk["reached"] or state["unit_state"]))
                     break
+                if not placed:
+                    continue  # (no place to stop or resume at)
                 if stop.signum:
                     break
                 if time.time() - last_checkpoint >= args.checkpoint_seconds:
@@ -1991,7 +2012,8 @@ def shard_run(args, inputs, units, enc, dtype, parts_fp):
                     fingerprint=parts_fp))
                 written += 1
                 done_weight += units[u].weight
-            bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]), len(tokens))
+            bar.update(bar.n if chunk["progress"] is None else
+                       done_weight + (0 if chunk["finished"] else chunk["progress"]), len(tokens))
             if stop.signum:
                 break
     finally:

@@ -217,6 +217,7 @@ def sbatch(*args):
     return r.stdout.strip().split(";")[0]
 
 
+@pytest.mark.slow
 def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(slurm, files, tmp_path):
     one = tmp_path / "one"
     r = run("--input", *files, "--out-dir", one, "--format", "llmc", "--val-tokens", 50_000,

@@ -11,7 +11,7 @@ import pyarrow.parquet  # noqa: F401  (pa.parquet)
 
 import corpus
 from memory import peak_rss_mib
-from helpers import (EOT, GPT2, ROOT, SCRIPT, assert_user_error, flat, read_bin, reference_docs,
+from helpers import (EOT, GPT2, ROOT, SCRIPT, flat, read_bin, reference_docs,
                      run, split_docs, txt_documents, txt_layout, write_parquet)
 
 DOCS = ["First document.\n\nWith a paragraph.", "Second one — with ünïcödé and 中文.",

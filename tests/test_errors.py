@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import tiktoken
 
-from helpers import (EOT, GPT2, assert_user_error, flat, read_bin, reference_docs, run,
+from helpers import (EOT, assert_user_error, flat, read_bin, reference_docs, run,
                      txt_documents, txt_layout, write_parquet)
 
 DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}." for i in range(3000)]

@@ -11,7 +11,6 @@ tiktoken looks for: sha1 of its download URL.
     python tests/vocab.py [CACHE_DIR]     # prints the folder to use as TIKTOKEN_CACHE_DIR
 """
 import hashlib
-import io
 import os
 import shutil
 import subprocess

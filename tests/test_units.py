@@ -207,12 +207,19 @@ def slurm():
     r = subprocess.run(["bash", SLURM], capture_output=True, text=True, timeout=600)
     if r.returncode:
         pytest.skip(f"Slurm could not be started here: {(r.stderr or r.stdout).strip()[-300:]}")
+    # jobs of an earlier run that was stopped midway stay in the controller's saved state and
+    # would hold the node: cancel them
+    subprocess.run(["scancel", f"--name={JOB_NAME}"], capture_output=True, timeout=60)
     yield
     subprocess.run(["bash", SLURM, "stop"], capture_output=True)
 
 
+JOB_NAME = "prepare-test"
+
+
 def sbatch(*args):
-    r = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(["sbatch", "--parsable", f"--job-name={JOB_NAME}", *args], capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().split(";")[0]
 

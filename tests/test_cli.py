@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
+import pytest
 
 import corpus
 from memory import peak_rss_mib
@@ -77,6 +78,7 @@ def test_small_splits_are_warned_about(tmp_path):
     assert "block_size" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_50mb_line_of_one_character_is_forced_into_pieces_in_bounded_memory(tmp_path):
     path = tmp_path / "line.txt"
     with open(path, "w") as f:

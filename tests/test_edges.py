@@ -559,6 +559,7 @@ def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path, monkeyp
 
 # --- a long document comes in several chunks: only the last has a place to resume at ----------------
 
+@pytest.mark.slow
 def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
     pool = list(corpus.documents(2_000_000, seed=3))
     long_docs = [" ".join(pool[i::7]) for i in range(7)]  # ~290K characters each

@@ -98,6 +98,7 @@ def test_damaged_parquet_keeps_earlier_work_and_resumes(tmp_path):
 
 # --- parquet shapes that must simply work ----------------------------------------------------
 
+@pytest.mark.slow
 def test_polars_style_empty_null_whitespace_and_big_parquet(tmp_path):
     big_doc = " ".join(DOCS)
     big_doc = (big_doc + "\n\n") * (20_000_000 // len(big_doc) + 1)

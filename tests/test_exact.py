@@ -83,6 +83,7 @@ def test_file_without_markers_is_one_stream(text, chunk):
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=30),
        chunk=st.integers(1, 200), group=st.integers(1, 7), name=st.sampled_from(["gpt2", "cl100k_base"]))
+@pytest.mark.slow
 def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
     """Each non-empty row is encode_ordinary(text) + [EOT]; markers (and other special tokens'
     text) inside rows are text."""
@@ -107,6 +108,7 @@ DOCS = st.lists(TEXTS.map(str.strip).filter(lambda t: t and "<|endoftext|>" not 
 @SETTINGS
 @given(docs=DOCS, frac=st.sampled_from([0, 0.0005, 0.1, 0.3, 0.5]),
        chunks=st.tuples(st.integers(1, 80), st.integers(1, 80)), workers=st.integers(1, 3))
+@pytest.mark.slow
 def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, workers):
     """The same documents from txt and parquet, at two chunk sizes: identical train/val; every
     document lands whole in one split, and both splits are used once there are two documents."""
@@ -133,6 +135,7 @@ def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, worke
 @SETTINGS
 @given(text=TEXTS, frac=st.sampled_from([0.2, 0.5]), piece=st.integers(1, 40),
        chunks=st.tuples(st.integers(1, 60), st.integers(1, 60)))
+@pytest.mark.slow
 def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks, monkeypatch):
     """Documents longer than PIECE_CHARS go to train/val in pieces cut at safe places: the same
     pieces whatever the chunk size, and no tokens change."""

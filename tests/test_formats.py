@@ -92,6 +92,7 @@ def split_docs_before(tokens):
        rule=st.one_of(st.tuples(st.just("tokens"), st.integers(1, 60)),
                       st.tuples(st.just("fraction"), st.sampled_from([0.1, 0.3, 0.5]))),
        chunk=st.integers(1, 80), source=st.sampled_from(["txt", "parquet"]))
+@pytest.mark.slow
 def test_shards_read_as_each_trainer_reads_them_equal_the_one_shot_encoding(docs, fmt, cap, rule, chunk, source):
     train_ref, val_ref = reference_split(docs, rule)
     with tempfile.TemporaryDirectory() as d:
@@ -123,6 +124,7 @@ def shard_bytes(out):
     return {n: (out / n).read_bytes() for n in sorted(os.listdir(out)) if n.endswith((".bin", ".npy"))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["llmc", "npy"])
 def test_sigkill_at_random_moments_then_resume_gives_identical_shards(inputs, fmt, tmp_path):
     args = ["--input", *inputs, "--format", fmt, "--val-tokens", 30_000, "--shard-tokens", 60_000,

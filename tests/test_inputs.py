@@ -51,6 +51,7 @@ def outputs(out):
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=25), comp=st.sampled_from(COMPRESSIONS),
        ext=st.sampled_from([".jsonl", ".json"]), chunk=st.integers(1, 80), workers=st.integers(1, 3))
+@pytest.mark.slow
 def test_json_lines_plain_or_compressed_give_one_shot_encoding_of_each_value(rows, comp, ext, chunk, workers):
     docs = [r for r in rows if r]
     with tempfile.TemporaryDirectory() as d:
@@ -69,6 +70,7 @@ def test_json_lines_plain_or_compressed_give_one_shot_encoding_of_each_value(row
 @SETTINGS
 @given(docs=DOCS, comp=st.sampled_from(COMPRESSIONS), frac=st.sampled_from([0, 0.1, 0.5]),
        chunks=st.tuples(st.integers(1, 80), st.integers(1, 80)))
+@pytest.mark.slow
 def test_the_same_documents_as_jsonl_txt_and_parquet_give_the_same_files(docs, comp, frac, chunks):
     with tempfile.TemporaryDirectory() as d:
         write_compressed(f"{d}/in.jsonl{comp}", jsonl(docs))
@@ -137,6 +139,7 @@ def big_gz(tmp_path_factory):
     return d, docs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["corpus.jsonl.gz", "corpus.txt.zst"])
 def test_sigkill_inside_a_compressed_input_then_resume_gives_identical_files(big_gz, name, tmp_path):
     d, docs = big_gz

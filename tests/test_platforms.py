@@ -163,6 +163,7 @@ def oldest_python():
     return python
 
 
+@pytest.mark.slow
 def test_the_exactness_tests_pass_with_the_oldest_supported_versions(oldest_python):
     """Python 3.9, numpy 1.x, tiktoken without encode_to_numpy, an old pyarrow: the same tokens."""
     r = subprocess.run([oldest_python, "-m", "pytest", "-o", "addopts=", "-q", "-x", "-p", "no:cacheprovider",

@@ -104,6 +104,7 @@ def snapshot(out):
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
+@pytest.mark.slow
 def test_changed_input_or_option_is_refused_and_nothing_written(corpus_txt, tmp_path):
     inputs = list(corpus_txt)
     out = tmp_path / "out"

@@ -36,6 +36,7 @@ def outputs(out):
     return [(out / name).read_bytes() for name in ("train.bin", "val.bin")]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=TEXTS, unit=st.integers(1, 48), chunk=st.integers(1, 40))
 def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, monkeypatch):
@@ -67,6 +68,7 @@ def test_units_of_a_few_bytes(text, unit, monkeypatch, tmp_path):
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=20), unit=st.integers(1, 200),
        group=st.integers(1, 5), frac=st.sampled_from([0, 0.2, 0.5]))
+@pytest.mark.slow
 def test_parquet_units_give_the_same_files_as_one_unit(rows, unit, group, frac, monkeypatch):
     if not any(rows):
         return
@@ -158,6 +160,7 @@ def digest(out, names=("train.bin", "val.bin")):
     return [hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names]
 
 
+@pytest.mark.slow
 def test_sigkill_of_shards_and_of_the_merge_then_rerun_gives_the_same_bytes(files, tmp_path):
     one = tmp_path / "one"
     r = run("--input", *files, "--out-dir", one, "--val-fraction", 0.01)

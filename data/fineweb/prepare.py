@@ -2290,4 +2290,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    for sig in STOP_SIGNALS:  # the work is over: a stop signal now changes nothing (at exit, Python's
+        signal.signal(sig, signal.SIG_IGN)  # default would end the process without a word)
+    sys.exit(code)

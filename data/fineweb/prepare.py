@@ -2200,7 +2200,8 @@ def parse_args(argv):
                    help=f"seconds between checkpoints (default {CHECKPOINT_SECONDS:g})")
     p.add_argument("--restart", action="store_true", help="throw away earlier progress and output here")
     p.add_argument("--skip-bad-files", action="store_true",
-                   help="leave out unreadable files or their damaged rest (with a warning) instead of stopping")
+                   help="instead of stopping, leave out (with a warning) unreadable files and broken links, "
+                        "the rest of a damaged file, and JSON lines that are not JSON")
     p.add_argument("--strict-utf8", action="store_true",
                    help="stop at invalid UTF-8 instead of replacing it with U+FFFD")
     p.add_argument("--verify", action="store_true", help="check finished output in --out-dir and exit")

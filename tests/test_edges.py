@@ -589,3 +589,20 @@ def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
     ref = reference_docs(rows)
     got = read_bin(whole / "train.bin") + read_bin(whole / "val.bin")
     assert sorted(got) == sorted(flat(ref))
+
+
+def test_invalid_utf8_in_a_parquet_string_column_is_replaced_or_refused_by_row(tmp_path):
+    """A writer that does not check UTF-8 (pyarrow builds such an array from buffers): as in text
+    files, each bad byte becomes U+FFFD, counted and located (by row), or --strict-utf8 stops."""
+    pq_ = pytest.importorskip("pyarrow.parquet")
+    rows = [b"hello world", b"bad \xff byte here", None, b"third \xfe\xfd"]
+    raw = pa.array(rows, type=pa.binary())
+    pq_.write_table(pa.table({"text": pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())}),
+                    tmp_path / "bad.parquet")
+    r = run("--input", tmp_path / "bad.parquet", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "3 invalid UTF-8 bytes" in r.stderr and "row 1" in r.stderr, r.stderr
+    docs = [b.decode("utf-8", "replace") for b in rows if b]
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(docs))
+    r = run("--input", tmp_path / "bad.parquet", "--out-dir", tmp_path / "s", "--strict-utf8")
+    assert_one_sentence(r, "bad.parquet", "row 1", "--strict-utf8")

@@ -675,12 +675,15 @@ def complete_utf8(data):
 
 
 def decode(data, start, inp, cut, strict):
-    """UTF-8 text of data (starting at byte start of the input). Invalid bytes become surrogates
-    (one per byte, so byte offsets stay exact); Cutter.take replaces and counts them."""
+    """UTF-8 text of data, which starts at byte start of the input's text (or, for parquet, is
+    row start: "row N"). Invalid bytes become surrogates (one per byte, so byte offsets stay
+    exact); Cutter.take replaces and counts them."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        where = f"{inp.path}: invalid UTF-8 at byte {start + e.start}" + (" of its text" if inp.compression else "")
+        at = f"in {start}" if isinstance(start, str) else \
+            f"at byte {start + e.start}" + (" of its text" if inp.compression else "")
+        where = f"{inp.path}: invalid UTF-8 {at}"
         if strict:
             raise UserError(f"{where}; fix the file, or run without --strict-utf8 to replace bad "
                             "bytes with U+FFFD") from None
@@ -917,7 +920,12 @@ def read_parquet(inp, unit, st, cut, opts):
                         at += min(step, len(column) - lo)
                         if not len(new):
                             continue
-                        texts = new.to_pylist()
+                        try:
+                            texts = new.to_pylist()
+                        except UnicodeDecodeError:  # (a writer that let invalid UTF-8 in: as in text files)
+                            first = parquet_first_row(inp, unit) + at - len(new)
+                            texts = [b if b is None else decode(b, f"row {first + k:,}", inp, cut, opts.strict_utf8)
+                                     for k, b in enumerate(new.cast(pa.binary()).to_pylist())]
                         docs = [text for text in texts if text]
                         cut.add_documents(docs)
                         cut.counts["empty_rows"] += len(texts) - len(docs)

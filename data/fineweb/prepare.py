@@ -150,7 +150,12 @@ COMPRESSIONS = {".gz": ("gzip", b"\x1f\x8b"), ".bz2": ("bzip2", b"BZh"), ".xz": 
                 ".zst": ("zstd", b"\x28\xb5\x2f\xfd"), ".lz4": ("lz4", b"\x04\x22\x4d\x18")}
 SUPPORTED = ".txt, .jsonl, .json, .ndjson (each also compressed: .gz, .bz2, .xz, .zst, .lz4), .parquet"
 
-Input = namedtuple("Input", "path kind compression size mtime_ns groups bad")
+Input = namedtuple("Input", "path kind compression size mtime_ns groups bad most", defaults=(None,))
+# groups: a parquet file's (rows, bytes of text) per row group; bad: left out (--skip-bad-files);
+# most: at most how many tokens it makes where that is sure, else None (a token holds a byte of
+# text or more, and each document adds one: a plain txt/jsonl file makes at most its size + 1;
+# parquet: see plain_bound; a compressed file: not sure)
+
 
 
 def kind_of(path):
@@ -186,10 +191,10 @@ def files_in(folder, skip):
 
 def expand_inputs(patterns, out_dir, skip_bad):
     """The input files, in the order given: folders give their files (see files_in); a glob
-    pattern (** for any depth) its matches, sorted, each a file or a folder. Returns the files
-    and those of them found in folders. A broken link or a file named twice is refused, or with
-    --skip-bad-files left out (a file named twice is read once), with a warning: the broken
-    links are the third list returned."""
+    pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
+    file named twice is refused, or with --skip-bad-files left out (a file named twice is read
+    once), with a warning. Returns (the files, the set of those found in folders, the broken
+    links)."""
     paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
     for p in map(os.path.expanduser, patterns):
         matches = [p] if os.path.lexists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
@@ -356,9 +361,8 @@ def reads_to_damage(stream, inp, cut, skip_bad):
             if not skip_bad:
                 raise
             damaged = True
-            print(f"warning: leaving out the rest of {inp.path} from byte {stream.tell():,} of its text, "
-                  f"where the {COMPRESSIONS[inp.compression][0] if inp.compression else 'file'} is damaged "
-                  f"or cut short ({e}); what came before is kept", file=sys.stderr)
+            print(f"warning: leaving out the rest of {inp.path} from byte {stream.tell():,} of its text: "
+                  f"{stream_error(inp, 'there', e).args[0]}; what came before is kept", file=sys.stderr)
             cut.counts["skipped_files"].append(inp.path)
             return b""
     return read
@@ -388,7 +392,8 @@ def check_text(inp, column, in_folder, skip_bad):
     try:
         with raw:
             parts = [stream.read(TEXT_HEAD)]
-            while folder_json and len(parts[-1]) == TEXT_HEAD and b"\n" not in b"".join(parts).lstrip(BLANK):
+            while folder_json and len(parts[-1]) == TEXT_HEAD and \
+                    b"\n" not in (parts[-1] if len(parts) > 1 else parts[0].lstrip(BLANK)):
                 parts.append(stream.read(TEXT_HEAD))
     except STREAM_ERRORS as e:
         left_out(stream_error(inp, "at its start", e).args[0], "replace the file", skip_bad)
@@ -402,9 +407,9 @@ def check_text(inp, column, in_folder, skip_bad):
         return "read"  # (a first line longer than the head is checked as it is read)
     number = head[:len(head) - len(body)].count(b"\n") + 1
     try:
-        row = json.loads(body.split(b"\n")[0].decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        row = None
+        row, why = json.loads(body.split(b"\n")[0].decode("utf-8", "replace")), None
+    except (ValueError, RecursionError) as e:
+        row, why = None, not_json_reason(e)
     documents = isinstance(row, dict) and column in row
     if folder_json and not documents:
         print(f"note: leaving out {inp.path}: a .json file whose first line is not a JSON object with "
@@ -415,18 +420,16 @@ def check_text(inp, column, in_folder, skip_bad):
         raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
                         f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
     if row is None and not skip_bad:
-        raise UserError(f"{inp.path}: line {number:,} is not JSON; fix or remove that line, or run with "
-                        "--skip-bad-files to leave out such lines")
+        raise not_json(inp, number, why)
     if row is not None and not documents:
-        keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
-        raise UserError(f"{inp.path}: line {number:,} has no key '{column}' (it holds {keys}); "
-                        "name the text key with --text-column")
+        raise no_text_key(inp, number, row, column)
     return "read"
 
 
 def parquet_groups(path, column, skip_bad):
-    """(rows, bytes of text) of each row group, after checking from the footer that the file has
-    a text column; None for an unreadable file that is to be skipped."""
+    """(rows, bytes of text) of each row group, and the file's most tokens (see plain_bound),
+    after checking from the footer that the file has a text column; None for an unreadable
+    file that is to be skipped."""
     pa, pq = arrow()
     try:
         meta = pq.ParquetFile(path).metadata
@@ -441,14 +444,19 @@ def parquet_groups(path, column, skip_bad):
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    col = text_leaf(meta, column)
-    return [(meta.row_group(g).num_rows, meta.row_group(g).column(col).total_uncompressed_size)
-            for g in range(meta.num_row_groups)]
+    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
+    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
+    return [(rows, chunk.total_uncompressed_size) for rows, chunk in chunks], plain_bound(chunks)
 
 
-def text_leaf(meta, column):
-    """The index of the text column among a parquet file's leaves (nested columns before it shift it)."""
-    return [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)
+def plain_bound(chunks):
+    """At most how many tokens a parquet text column makes (see Input.most), from its (rows,
+    column chunk) per row group; None when that is not sure: other encodings than plain
+    (dictionary and prefix encodings store less than the text)."""
+    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for _, chunk in chunks
+           for e in chunk.encodings):
+        return None
+    return sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
 
 
 def open_inputs(patterns, out_dir, column, skip_bad):
@@ -460,15 +468,19 @@ def open_inputs(patterns, out_dir, column, skip_bad):
         kind, comp = kind_of(path)
         check_input(path, kind, comp)
         stat = os.stat(path)
-        inp = Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns, None, False)
+        inp = Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns, None, False,
+                    None if comp else stat.st_size + 1)
         if kind == "parquet":
-            groups = parquet_groups(path, column, skip_bad)
-            inputs.append(inp._replace(groups=groups, bad=groups is None))
-            continue
-        verdict = check_text(inp, column, path in in_folders, skip_bad)
-        if verdict != "ignore":
-            inputs.append(inp._replace(bad=verdict == "bad"))
-    return inputs + [Input(os.path.abspath(p), *kind_of(p), 0, 0, None, True) for p in broken]
+            found = parquet_groups(path, column, skip_bad)
+            inp = inp._replace(groups=found[0], most=found[1]) if found else inp
+            verdict = "read" if found else "bad"
+        else:
+            verdict = check_text(inp, column, path in in_folders, skip_bad)
+        if verdict == "read":
+            inputs.append(inp)
+        elif verdict == "bad":
+            inputs.append(inp._replace(bad=True, most=0))
+    return inputs + [Input(os.path.abspath(p), *kind_of(p), 0, 0, None, True, 0) for p in broken]
 
 
 # -----------------------------------------------------------------------------
@@ -859,17 +871,13 @@ def json_text(inp, line, start, column, cut, opts):
     try:
         row = json.loads(decode(line, start, inp, cut, opts.strict_utf8))
     except (ValueError, RecursionError) as e:
-        why = "it is nested too deeply" if isinstance(e, RecursionError) else e
         if not opts.skip_bad_files:
-            raise UserError(f"{inp.path}: line {line_number(inp, start):,} is not JSON ({why}); fix or "
-                            "remove that line, or run with --skip-bad-files to leave out such lines") from None
+            raise not_json(inp, line_number(inp, start), not_json_reason(e)) from None
         cut.counts["bad_lines"] += 1
         cut.counts["first_bad_line"] = cut.counts["first_bad_line"] or [inp.path, start]
         return BAD_LINE
     if not isinstance(row, dict) or column not in row:
-        keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
-        raise UserError(f"{inp.path}: line {line_number(inp, start):,} has no key '{column}' (it holds "
-                        f"{keys}); name the text key with --text-column")
+        raise no_text_key(inp, line_number(inp, start), row, column)
     value = row[column]
     if value is not None and not isinstance(value, str):
         raise UserError(f"{inp.path}: line {line_number(inp, start):,}: '{column}' holds "
@@ -877,6 +885,21 @@ def json_text(inp, line, start, column, cut, opts):
     if value and not value.isascii() and SURROGATE.search(value):  # lone \\ud800 escapes, or bad bytes
         cut.dirty = True
     return value
+
+
+def not_json_reason(e):
+    return "it is nested too deeply" if isinstance(e, RecursionError) else str(e)
+
+
+def not_json(inp, number, why):
+    return UserError(f"{inp.path}: line {number:,} is not JSON ({why}); fix or remove that line, or "
+                     "run with --skip-bad-files to leave out such lines")
+
+
+def no_text_key(inp, number, row, column):
+    keys = ", ".join(map(str, row)) if isinstance(row, dict) else f"a JSON {type(row).__name__}"
+    return UserError(f"{inp.path}: line {number:,} has no key '{column}' (it holds {keys}); name the "
+                     "text key with --text-column")
 
 
 def line_number(inp, offset):
@@ -1892,35 +1915,14 @@ def prepare(args):
 
 def check_val_tokens(args, inputs):
     """An input that cannot hold the --val-tokens val split and some train is refused before
-    any work, when that is sure (see most_tokens); else the end of the run says so."""
-    if args.val_rule[0] != "tokens":
+    any work, when that is sure (Input.most); else the end of the run says so."""
+    if args.val_rule[0] != "tokens" or any(i.most is None for i in inputs):
         return
-    bounds = [most_tokens(i, args.text_column) for i in inputs]
-    if None in bounds:
-        return
-    if sum(bounds) <= args.val_rule[1]:
-        raise UserError(f"the input makes at most {sum(bounds):,} tokens, not more than the {args.val_rule[1]:,} "
+    most = sum(i.most for i in inputs)
+    if most <= args.val_rule[1]:
+        raise UserError(f"the input makes at most {most:,} tokens, not more than the {args.val_rule[1]:,} "
                         f"that go to val (--val-tokens{'' if args.val_tokens else ', the default for --format ' + args.format}); "
                         "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
-
-
-def most_tokens(inp, column):
-    """At most how many tokens an input makes (a token holds at least a byte of text, and each
-    document adds one), or None when that is not sure: compressed files, and parquet columns in
-    other encodings than plain (dictionary and prefix encodings store less than the text)."""
-    if inp.bad:
-        return 0
-    if inp.compression:
-        return None
-    if inp.kind != "parquet":
-        return inp.size + 1
-    meta = arrow()[1].ParquetFile(inp.path).metadata
-    col = text_leaf(meta, column)
-    chunks = [(meta.row_group(g).column(col), meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
-    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for chunk, _ in chunks
-           for e in chunk.encodings):
-        return None
-    return sum(chunk.total_uncompressed_size + rows for chunk, rows in chunks)
 
 
 def write_all(chunks, state, out, inputs, units, args, eot):
@@ -2199,7 +2201,7 @@ def parse_args(argv):
     p.add_argument("--readers", type=int, default=None,
                    help=f"reader processes (default: one per {CORES_PER_READER} workers); output does not depend on it")
     p.add_argument("--shard", type=shard_arg, default=None,
-                   help="I/N: process only shard I of N of the input's units into --out-dir/parts, for "
+                   help="I/N: process only shard I of N of the input's units into --parts-dir, for "
                         "--merge to join (default in a Slurm job array: the task's place in it)")
     p.add_argument("--merge", action="store_true", help="join the parts of all --shard runs into the output")
     p.add_argument("--parts-dir", help="where --shard runs write their parts and --merge reads them "

@@ -1817,7 +1817,7 @@ class Progress:
         elif int(10 * self.n / self.total) > self.tenth or time.time() - self.said >= PROGRESS_SECONDS:
             self.tenth, self.said = int(10 * self.n / self.total), time.time()
             left = (self.total - self.n) * (time.time() - self.started) / max(self.n - self.done_at_start, 1) \
-                if self.tokens else None
+                if self.tokens and self.n < self.total else None
             print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
                   f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
                   + (f", about {duration(left)} left" if left is not None else ""), file=sys.stderr, flush=True)

@@ -1,0 +1,99 @@
+"""The same output bytes from two versions of prepare.py (say, before and after a reshaping),
+on one mixed input, for every format and the options that change how the work is done (a
+benchmark-style check, run by hand; the tests prove exactness against a reference).
+
+    python bench/same_bytes.py --baseline /tmp/old/prepare.py
+
+The input: a folder holding txt (a byte order mark, invalid UTF-8), txt.bz2, txt.lz4,
+jsonl.gz (a bad line, skipped), json.xz, jsonl.zst and parquet of generated documents, ~4 MB
+in all (over the size read without reader processes). Each version runs: bin, llmc and npy
+(small shards, --val-tokens), --max-tokens, --readers 2 --workers 3 --chunk-size 5000, and
+--shard 0/2 + 1/2 + --merge. Prints the sha256 of every output file per version, and exits
+non-zero unless they are equal.
+"""
+import argparse
+import bz2
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import corpus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
+RUNS = {  # name: the options of each command, run in order into one output folder
+    "bin": [[]],
+    "llmc": [["--format", "llmc", "--shard-tokens", "150000", "--val-tokens", "50000"]],
+    "npy": [["--format", "npy", "--shard-tokens", "200000", "--val-tokens", "30000"]],
+    "max-tokens": [["--max-tokens", "300000", "--val-fraction", "0.01"]],
+    "readers": [["--readers", "2", "--workers", "3", "--chunk-size", "5000", "--format", "llmc",
+                 "--shard-tokens", "100000", "--val-tokens", "20000"]],
+    "merge": [["--shard", "0/2"], ["--shard", "1/2"], ["--merge"]],
+}
+
+
+def make_input(folder):
+    os.makedirs(folder, exist_ok=True)
+    docs = list(corpus.documents(4 << 20, seed=7))
+    parts = [docs[k::7] for k in range(7)]
+    layout = lambda ds: "".join(d + corpus.EOT_LAYOUT for d in ds)
+    with open(f"{folder}/a.txt", "wb") as f:
+        f.write(b"\xef\xbb\xbf" + layout(parts[0]).encode() + b"bad \xff byte" + corpus.EOT_LAYOUT.encode())
+    with bz2.open(f"{folder}/b.txt.bz2", "wt", encoding="utf-8") as f:
+        f.write(layout(parts[1]))
+    pa.output_stream(f"{folder}/c.txt.lz4", compression="lz4").write(layout(parts[2]).encode())
+    with gzip.open(f"{folder}/d.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(dict(text=d)) + "\n" + ("{bad\n" if i == 3 else "") for i, d in enumerate(parts[3]))
+    with lzma.open(f"{folder}/e.json.xz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(dict(text=d, id=i)) + "\n" for i, d in enumerate(parts[4]))
+    with pa.output_stream(f"{folder}/f.jsonl.zst", compression="zstd") as f:
+        f.write("".join(json.dumps(dict(text=d)) + "\n" for d in parts[5]).encode())
+    pq.write_table(pa.table({"text": parts[6]}), f"{folder}/g.parquet", row_group_size=100)
+
+
+def digests(script, folder, work):
+    """{run/file: sha256} of every file the runs write."""
+    out = {}
+    for name, commands in RUNS.items():
+        target = os.path.join(work, name)
+        shutil.rmtree(target, ignore_errors=True)
+        for options in commands:
+            r = subprocess.run([sys.executable, script, "--input", folder, "--out-dir", target,
+                                "--skip-bad-files", *options], capture_output=True, text=True)
+            if r.returncode:
+                sys.exit(f"{script} {' '.join(options)}: exit {r.returncode}\n{r.stderr[-2000:]}")
+        for f in sorted(os.listdir(target)):
+            if f.endswith((".bin", ".npy")):
+                with open(os.path.join(target, f), "rb") as fh:
+                    out[f"{name}/{f}"] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--baseline", required=True, help="the other prepare.py (an older commit's)")
+    p.add_argument("--workdir", default="/tmp/prepare-same-bytes")
+    a = p.parse_args()
+    folder = os.path.join(a.workdir, "input")
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    make_input(folder)
+    ours = digests(SCRIPT, folder, os.path.join(a.workdir, "this"))
+    base = digests(a.baseline, folder, os.path.join(a.workdir, "baseline"))
+    for key in sorted(set(ours) | set(base)):
+        mark = "same" if ours.get(key) == base.get(key) else "DIFFERENT"
+        print(f"{mark:9} {key:40} {ours.get(key, '-')[:16]}  {base.get(key, '-')[:16]}")
+    same = ours == base
+    print(f"{len(ours)} files: {'the same bytes' if same else 'NOT the same bytes'} as {a.baseline}")
+    sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,13 +32,12 @@ import prepare  # noqa: E402
 def read_units(paths, todo, go, done):
     """A reader: once started (go), reads the next unit from todo until none is left (as a run
     hands units to whichever reader is free), and reports when it is done."""
-    opts = prepare.parse_args(["--input", *paths])
-    opts.piece_chars = prepare.PIECE_CHARS
-    inputs = prepare.open_inputs(paths, "/nonexistent", "text", False)
-    units = prepare.plan_units(inputs)
+    config = prepare.make_config(["--input", *paths, "--out-dir", "/nonexistent"])
+    inputs = prepare.open_inputs(config)
+    units = prepare.plan_units(inputs, config)
     go.wait()
     while (u := todo.get()) is not None:
-        for _ in prepare.read_unit(inputs, units[u], None, opts):
+        for _ in prepare.read_unit(inputs, units[u], None, config):
             pass
     done.put(time.time())
 
@@ -46,7 +45,8 @@ def read_units(paths, todo, go, done):
 def stage(paths, readers):
     """Seconds for `readers` processes to read every unit (each takes the next unit when it is
     free), from the moment all have started (a process's start-up is not reading)."""
-    n = len(prepare.plan_units(prepare.open_inputs(paths, "/nonexistent", "text", False)))
+    config = prepare.make_config(["--input", *paths, "--out-dir", "/nonexistent"])
+    n = len(prepare.plan_units(prepare.open_inputs(config), config))
     ctx = mp.get_context("spawn")
     go, done, todo = ctx.Event(), ctx.Queue(), ctx.Queue()
     for u in [*range(n), *[None] * readers]:

@@ -458,7 +458,7 @@ def decompressed(path):
     """Every byte prepare's stream gives out of a compressed file, read 1,000 bytes at a time,
     and the error that ended it (None at a clean end)."""
     kind, comp = prepare.kind_of(str(path))
-    stream, raw = prepare.open_stream(prepare.Input(str(path), kind, comp, 0, 0, None, False))
+    stream, raw = prepare.open_stream(prepare.Input(str(path), kind, comp, 0, 0))
     parts = []
     with raw:
         try:
@@ -545,15 +545,14 @@ def test_the_val_bound_trusts_only_plain_parquet_sizes(tmp_path):
     assert r.returncode == 0 and "at most" not in r.stderr, r.stderr
 
 
-def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path, monkeypatch):
+def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path):
     """4,000 copies of one 5,000-character row: the footer says 5 KB, the text is 19 MiB; no chunk
     of the reader holds more than about a chunk's worth."""
     write_parquet(tmp_path / "d.parquet", ["w" * 4999 + " "] * 4000, row_group_size=4000)
-    inp = prepare.open_inputs([str(tmp_path / "d.parquet")], str(tmp_path / "o"), "text", False)[0]
-    opts = prepare.parse_args(["--input", str(tmp_path / "d.parquet")])
-    opts.piece_chars = prepare.PIECE_CHARS
-    sizes = [sum(len(t) for t, _, _ in chunk["segments"])
-             for chunk in prepare.read_unit([inp], prepare.plan_units([inp])[0], None, opts)]
+    config = prepare.make_config(["--input", str(tmp_path / "d.parquet"), "--out-dir", str(tmp_path / "o")])
+    inputs = prepare.open_inputs(config)
+    sizes = [sum(len(seg.text) for seg in chunk.segments)
+             for chunk in prepare.read_unit(inputs, prepare.plan_units(inputs, config)[0], None, config)]
     assert sum(sizes) == 4000 * 5000 and max(sizes) <= 2 * prepare.CHUNK_CHARS, max(sizes)
 
 
@@ -566,13 +565,13 @@ def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
     assert min(map(len, long_docs)) > 200_000
     rows = [long_docs[0], "short one", long_docs[1], long_docs[2], "another short one", *long_docs[3:]]
     (tmp_path / "long.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
-    inp = prepare.open_inputs([str(tmp_path / "long.jsonl")], str(tmp_path / "o"), "text", False)[0]
-    opts = prepare.parse_args(["--input", str(tmp_path / "long.jsonl"), "--chunk-size", "20000"])
-    opts.piece_chars = 100_000
-    chunks = list(prepare.read_unit([inp], prepare.plan_units([inp])[0], None, opts))
-    sizes = [sum(len(t) for t, _, _ in c["segments"]) for c in chunks]
+    config = prepare.make_config(["--input", str(tmp_path / "long.jsonl"), "--out-dir", str(tmp_path / "o"),
+                                  "--chunk-size", "20000"], piece_chars=100_000)
+    inputs = prepare.open_inputs(config)
+    chunks = list(prepare.read_unit(inputs, prepare.plan_units(inputs, config)[0], None, config))
+    sizes = [sum(len(seg.text) for seg in c.segments) for c in chunks]
     assert max(sizes) < 2 * 20_000 + 100_000 + prepare.MAX_SEARCH and len(chunks) > 10, sizes
-    assert any(c["progress"] is None for c in chunks)  # (chunks inside a document: no position)
+    assert any(c.place is None and not c.finished for c in chunks)  # (chunks inside a document: no position)
     args = ["--input", tmp_path / "long.jsonl", "--val-fraction", 0.3, "--chunk-size", 20000,
             "--checkpoint-seconds", 0, "--workers", 1]
     whole = tmp_path / "whole"

@@ -176,7 +176,7 @@ def test_input_with_no_text_is_refused_and_no_empty_train_bin_appears(tmp_path):
 # --- the output folder ----------------------------------------------------------------------
 
 @pytest.fixture
-def mount_tmpfs(tmp_path):
+def mount_tmpfs():
     """Mounts a small tmpfs (needs root, as in CI); yields a function (path, options)."""
     mounted = []
 

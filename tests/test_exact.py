@@ -7,26 +7,13 @@ import numpy as np
 import pytest
 import regex
 import tiktoken
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
+from strategies import DOCS, SETTINGS, TEXTS
 from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, split_docs,
                      txt_documents, txt_layout, write_parquet)
 
-# (fewer where time is short: the run with the oldest supported versions, tests/test_platforms.py)
-SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
-                    suppress_health_check=list(HealthCheck))
-WHITESPACE = [" ", "  ", "\n", "\n\n", "\t", "\r\n", "\r", "\u3000", "\xa0", "\x0b", "\x0c",
-              "\x1c", "\x85", "\u2028", " \n ", "\n\n\n"]
-ATOMS = st.one_of(
-    st.sampled_from(WHITESPACE),
-    st.sampled_from(["word", "Hello", "it's", "don't", "x", "ÉCOLE", "naïve", "под", "中文字符",
-                     "日本語", "🙂", "👍🏽", "1234567", "3.14", "__init__", "—", "...", "é", "\x00",
-                     "<|endoftext|>", "<|endoftext|><|endoftext|>", "<|endo", "|>", "'s", "'ll",
-                     "<|fim_prefix|>", "<|endofprompt|>"]),  # cl100k's other special tokens
-    st.text(max_size=12),
-    st.text(alphabet="ab \n", min_size=40, max_size=300),  # long lines, long space runs
-)
-TEXTS = st.lists(ATOMS, max_size=40).map("".join)
+
 
 
 def interleaves(ref, a, b):
@@ -38,11 +25,12 @@ def interleaves(ref, a, b):
     return (len(a), len(b)) in ok
 
 
-def run_prepare(inputs, out, **options):
+def run_prepare(inputs, out, sizes=None, **options):
+    """prepare.main in this process; sizes: Config's sizes to set (piece_chars, ...)."""
     args = ["--input", *inputs, "--out-dir", out]
     for k, v in options.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
-    assert prepare.main(args) == 0
+    assert prepare.main(args, **(sizes or {})) == 0
 
 
 def outputs(out):
@@ -101,8 +89,7 @@ def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
     assert train == flat(reference_docs(docs, enc))
 
 
-DOCS = st.lists(TEXTS.map(str.strip).filter(lambda t: t and "<|endoftext|>" not in t),
-                min_size=1, max_size=25)
+
 
 
 @SETTINGS
@@ -136,19 +123,19 @@ def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, worke
 @given(text=TEXTS, frac=st.sampled_from([0.2, 0.5]), piece=st.integers(1, 40),
        chunks=st.tuples(st.integers(1, 60), st.integers(1, 60)))
 @pytest.mark.slow
-def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks, monkeypatch):
+def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks):
     """Documents longer than PIECE_CHARS go to train/val in pieces cut at safe places: the same
     pieces whatever the chunk size, and no tokens change."""
-    monkeypatch.setattr(prepare, "PIECE_CHARS", piece)
+    sizes = dict(piece_chars=piece)
     docs = txt_documents(text)
     if not docs:
         return
     with tempfile.TemporaryDirectory() as d:
         with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        run_prepare([f"{d}/in.txt"], f"{d}/a", chunk_size=chunks[0], val_fraction=frac)
-        run_prepare([f"{d}/in.txt"], f"{d}/b", chunk_size=chunks[1], val_fraction=frac, workers=2)
-        run_prepare([f"{d}/in.txt"], f"{d}/c", chunk_size=chunks[1], val_fraction=0)
+        run_prepare([f"{d}/in.txt"], f"{d}/a", sizes, chunk_size=chunks[0], val_fraction=frac)
+        run_prepare([f"{d}/in.txt"], f"{d}/b", sizes, chunk_size=chunks[1], val_fraction=frac, workers=2)
+        run_prepare([f"{d}/in.txt"], f"{d}/c", sizes, chunk_size=chunks[1], val_fraction=0)
         a, b, c = outputs(f"{d}/a"), outputs(f"{d}/b"), outputs(f"{d}/c")
     assert a == b
     assert c[0] == flat(reference_docs(docs))
@@ -182,13 +169,13 @@ def test_text_cut_at_safe_places_encodes_as_a_whole(name):
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 13, 17, 1 << 20])
-def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_stops(chunk, monkeypatch, tmp_path):
+def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_stops(chunk, tmp_path):
     """The piece mark of a long document (here 12 characters) falls in its last word, and a read
     may stop between that word and the marker: the document is still one piece, as read at once."""
-    monkeypatch.setattr(prepare, "PIECE_CHARS", 12)
     text = "aaaa bbbb xyz   \n<|endoftext|>cc dd ee ff gg\n<|endoftext|>hh ii jj kk\n"
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
-    run_prepare([str(tmp_path / "in.txt")], str(tmp_path / "o"), chunk_size=chunk, val_fraction=0.5)
+    run_prepare([str(tmp_path / "in.txt")], str(tmp_path / "o"), dict(piece_chars=12), chunk_size=chunk,
+                val_fraction=0.5)
     train, val = outputs(str(tmp_path / "o"))
     docs = reference_docs(txt_documents(text))
     # read at once, no document has a safe cut at or after character 12: three pieces, and

@@ -11,13 +11,11 @@ import tempfile
 import numpy as np
 import pytest
 import tiktoken
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from helpers import EOT, GPT2, assert_user_error, killed_at_random, prepare, run, txt_layout, write_parquet
-from test_exact import DOCS
+from strategies import DOCS, SETTINGS
 
-SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
-                    suppress_health_check=list(HealthCheck))
 
 
 def load_llmc(path, magic=20240520, version=1, dtype=np.uint16):

@@ -10,15 +10,13 @@ import tempfile
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import corpus
 from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, prepare, read_bin,
                      reference_docs, run, split_docs, txt_layout, write_parquet)
-from test_exact import DOCS, TEXTS
+from strategies import DOCS, SETTINGS, TEXTS
 
-SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
-                    suppress_health_check=list(HealthCheck))
 COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zst", ".lz4"]
 
 
@@ -247,12 +245,8 @@ def test_bad_json_lines_name_the_file_line_and_key(tmp_path):
         assert_user_error(r, name, *words)
     # a unit far into a big file still names the right line
     (tmp_path / "far.jsonl").write_bytes(good * 3 + b"nonsense\n")
-    mp = pytest.MonkeyPatch()
-    mp.setattr(prepare, "UNIT_BYTES", 50_000)
-    try:
-        assert prepare.main(["--input", str(tmp_path / "far.jsonl"), "--out-dir", str(tmp_path / "far")]) == 1
-    finally:
-        mp.undo()
+    assert prepare.main(["--input", str(tmp_path / "far.jsonl"), "--out-dir", str(tmp_path / "far")],
+                        unit_bytes=50_000) == 1
     r = run("--input", tmp_path / "far.jsonl", "--out-dir", tmp_path / "far2", "--skip-bad-files", "--val-fraction", 0)
     assert r.returncode == 0 and "line 9,001" in r.stderr, r.stderr
     assert len(split_docs(read_bin(tmp_path / "far2" / "train.bin"))) == 9000

@@ -127,12 +127,12 @@ def test_paths_with_spaces_and_non_ascii_characters_on_a_console_that_cannot_sho
 
 def test_default_workers_are_the_cpus_this_process_may_use(monkeypatch):
     if hasattr(os, "process_cpu_count"):
-        assert prepare.parse_args([]).workers == os.process_cpu_count()
+        assert prepare.make_config([]).workers == os.process_cpu_count()
         monkeypatch.delattr(os, "process_cpu_count")
     if hasattr(os, "sched_getaffinity"):
-        assert prepare.parse_args([]).workers == len(os.sched_getaffinity(0))
+        assert prepare.make_config([]).workers == len(os.sched_getaffinity(0))
         monkeypatch.delattr(os, "sched_getaffinity")
-    assert prepare.parse_args([]).workers == os.cpu_count()
+    assert prepare.make_config([]).workers == os.cpu_count()
 
 
 def test_python_older_than_the_floor_gets_one_sentence(tmp_path):

@@ -40,7 +40,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_files(
         kills += 1
         assert not (out / "train.bin").exists(), "unfinished output sits where train.py reads"
         cp = checkpoint(out)
-        positions.append((cp["next_unit"], sum((cp["unit_state"] or {}).get(k, 0) for k in ("offset", "row"))))
+        positions.append((cp["next_unit"], sum((cp["unit_state"] or {}).get(k) or 0 for k in ("offset", "row"))))
     assert kills >= 2, "the run finished before it could be killed twice"
     assert positions == sorted(positions), "a resumed run went backwards"
     r = run(*args)

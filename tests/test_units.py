@@ -10,26 +10,22 @@ import tempfile
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import corpus
 from helpers import (ROOT, SCRIPT, assert_user_error, flat, killed_at_random, prepare, read_bin,
                      reference_docs, run, split_docs, start, txt_documents, write_parquet)
-from test_exact import TEXTS
-
-SETTINGS = settings(max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None,
-                    suppress_health_check=list(HealthCheck))
+from strategies import SETTINGS, TEXTS
 
 
-def run_in_process(inputs, out, monkeypatch, unit_bytes, readers=1, small=True, **options):
+
+def run_in_process(inputs, out, unit_bytes, readers=1, small=True, **options):
     """prepare.main in this process, with units of unit_bytes (read by LocalReader when small,
     else by reader processes, which get their units from here)."""
-    monkeypatch.setattr(prepare, "UNIT_BYTES", unit_bytes)
-    monkeypatch.setattr(prepare, "SMALL_INPUT", 1 << 40 if small else 0)
     args = ["--input", *map(str, inputs), "--out-dir", str(out), "--readers", str(readers)]
     for k, v in options.items():
         args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-    return prepare.main(args)
+    return prepare.main(args, unit_bytes=unit_bytes, small_input=1 << 40 if small else 0)
 
 
 def outputs(out):
@@ -39,7 +35,7 @@ def outputs(out):
 @pytest.mark.slow
 @SETTINGS
 @given(text=TEXTS, unit=st.integers(1, 48), chunk=st.integers(1, 40))
-def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, monkeypatch):
+def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk):
     """Byte ranges as small as one byte: every document is read once, by the unit its boundary's
     last marker starts in, however the ranges cut markers, whitespace and characters."""
     docs = txt_documents(text)
@@ -47,7 +43,7 @@ def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, mon
         path = os.path.join(d, "in.txt")
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        rc = run_in_process([path], os.path.join(d, "o"), monkeypatch, unit, chunk_size=chunk, val_fraction=0)
+        rc = run_in_process([path], os.path.join(d, "o"), unit, chunk_size=chunk, val_fraction=0)
         if not docs:
             assert rc == 1
             return
@@ -58,10 +54,10 @@ def test_txt_units_of_any_size_give_the_one_shot_encoding(text, unit, chunk, mon
 
 @pytest.mark.parametrize("unit", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("text", ["a<|endoftext|>b", "é<|endoftext|>中<|endoftext|> \n<|endoftext|>ü x"])
-def test_units_of_a_few_bytes(text, unit, monkeypatch, tmp_path):
+def test_units_of_a_few_bytes(text, unit, tmp_path):
     """(Units shorter than a character plus a marker: the edge cases of the ownership rule.)"""
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
-    assert run_in_process([tmp_path / "in.txt"], tmp_path / "o", monkeypatch, unit, val_fraction=0) == 0
+    assert run_in_process([tmp_path / "in.txt"], tmp_path / "o", unit, val_fraction=0) == 0
     assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(txt_documents(text)))
 
 
@@ -69,14 +65,14 @@ def test_units_of_a_few_bytes(text, unit, monkeypatch, tmp_path):
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=20), unit=st.integers(1, 200),
        group=st.integers(1, 5), frac=st.sampled_from([0, 0.2, 0.5]))
 @pytest.mark.slow
-def test_parquet_units_give_the_same_files_as_one_unit(rows, unit, group, frac, monkeypatch):
+def test_parquet_units_give_the_same_files_as_one_unit(rows, unit, group, frac):
     if not any(rows):
         return
     with tempfile.TemporaryDirectory() as d:
         write_parquet(f"{d}/in.parquet", rows, row_group_size=group)
         from pathlib import Path
-        assert run_in_process([f"{d}/in.parquet"], Path(d, "a"), monkeypatch, unit, val_fraction=frac) == 0
-        assert run_in_process([f"{d}/in.parquet"], Path(d, "b"), monkeypatch, 1 << 30, val_fraction=frac) == 0
+        assert run_in_process([f"{d}/in.parquet"], Path(d, "a"), unit, val_fraction=frac) == 0
+        assert run_in_process([f"{d}/in.parquet"], Path(d, "b"), 1 << 30, val_fraction=frac) == 0
         a, b = outputs(Path(d, "a")), outputs(Path(d, "b"))
     assert a == b
     assert sorted(split_docs(read_list(a[0])) + split_docs(read_list(a[1]))) == \
@@ -106,37 +102,33 @@ def mixed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mixed_reference(mixed, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "o"
-    mp = pytest.MonkeyPatch()
-    try:
-        assert run_in_process(mixed, out, mp, 1 << 30, val_fraction=0.01) == 0
-    finally:
-        mp.undo()
+    assert run_in_process(mixed, out, 1 << 30, val_fraction=0.01) == 0
     return outputs(out)
 
 
 @pytest.mark.parametrize("readers", [1, 2, 4])
-def test_reader_processes_give_the_same_bytes(mixed, mixed_reference, readers, tmp_path, monkeypatch):
+def test_reader_processes_give_the_same_bytes(mixed, mixed_reference, readers, tmp_path):
     """Units of 40 KB (documents span many), read by 1, 2 or 4 reader processes."""
-    assert run_in_process(mixed, tmp_path / "o", monkeypatch, 40_000, readers=readers, small=False,
+    assert run_in_process(mixed, tmp_path / "o", 40_000, readers=readers, small=False,
                           val_fraction=0.01, chunk_size=5000) == 0
     assert outputs(tmp_path / "o") == mixed_reference
 
 
 @pytest.mark.parametrize("shards", [1, 3, 5])
-def test_shards_then_merge_give_the_one_machine_bytes(mixed, mixed_reference, shards, tmp_path, monkeypatch):
+def test_shards_then_merge_give_the_one_machine_bytes(mixed, mixed_reference, shards, tmp_path):
     out = tmp_path / "o"
     for i in range(shards):
-        assert run_in_process(mixed, out, monkeypatch, 40_000, shard=f"{i}/{shards}", readers=2, small=False) == 0
-    assert run_in_process(mixed, out, monkeypatch, 40_000, merge=True, val_fraction=0.01) == 0
+        assert run_in_process(mixed, out, 40_000, shard=f"{i}/{shards}", readers=2, small=False) == 0
+    assert run_in_process(mixed, out, 40_000, merge=True, val_fraction=0.01) == 0
     assert outputs(out) == mixed_reference
 
 
-def test_merge_with_a_missing_unit_refuses_names_it_and_changes_nothing(mixed, tmp_path, monkeypatch, capsys):
+def test_merge_with_a_missing_unit_refuses_names_it_and_changes_nothing(mixed, tmp_path, capsys):
     out = tmp_path / "o"
     for i in (0, 2):
-        assert run_in_process(mixed, out, monkeypatch, 100_000, shard=f"{i}/3") == 0
+        assert run_in_process(mixed, out, 100_000, shard=f"{i}/3") == 0
     before = sorted(os.listdir(out))  # (and a lock file, which the OS releases)
-    assert run_in_process(mixed, out, monkeypatch, 100_000, merge=True) == 1
+    assert run_in_process(mixed, out, 100_000, merge=True) == 1
     err = capsys.readouterr().err
     assert "--merge needs every unit's part" in err and "unit 1 (" in err and "a.txt at byte 100,000" in err, err
     assert sorted(n for n in os.listdir(out) if n != ".prepare.lock") == before
@@ -228,7 +220,8 @@ def sbatch(*args):
 
 
 @pytest.mark.slow
-def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(slurm, files, tmp_path):
+@pytest.mark.usefixtures("slurm")
+def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(files, tmp_path):
     one = tmp_path / "one"
     r = run("--input", *files, "--out-dir", one, "--format", "llmc", "--val-tokens", 50_000,
             "--shard-tokens", 300_000)

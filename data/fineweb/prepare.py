@@ -21,6 +21,8 @@ The output, exactly (the README says more):
   the one-shot encoding whatever --chunk-size, --workers, --readers and --shard are.
 - train/val: whole documents (pieces of ~1M characters for longer ones), chosen by position.
 """
+from __future__ import annotations  # (type hints are not evaluated: a reader process has no numpy)
+
 import sys
 
 if sys.version_info < (3, 9):
@@ -34,7 +36,7 @@ import signal
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
 
 
-def stop_while_starting(signum, frame):
+def stop_while_starting(signum, _frame):
     """A stop signal before the run's own handler (StopRequest) is set: every write before then
     is atomic, so exiting at once loses nothing."""
     print("stopped while starting; nothing was lost: run the same command to continue", file=sys.stderr)
@@ -52,7 +54,6 @@ import bz2
 import errno
 import functools
 import glob
-import itertools
 import json
 import lzma
 import math
@@ -63,10 +64,12 @@ import tempfile
 import threading
 import time
 import zlib
-from collections import deque, namedtuple
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import wait as wait_connections
+from typing import Callable, Iterator, NamedTuple, Optional
 
 INSTALL = "run: pip install -U numpy tiktoken tqdm pyarrow"
 if __name__ != "__mp_main__":  # (a reader process reads and cuts text: it needs none of these)
@@ -87,6 +90,8 @@ def arrow():
     except ImportError as e:
         raise UserError(f"{e.name or e} is not installed or does not load; {INSTALL}") from None
     return pyarrow, pyarrow.parquet
+
+
 try:  # POSIX only: each use below has its fallback
     import fcntl
 except ImportError:
@@ -105,6 +110,8 @@ PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val i
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
 LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
 PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a time (in whole rows)
+STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
+TEXT_HEAD = 1 << 16            # bytes of a txt/jsonl file's text checked before any work
 IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
 CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
 PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
@@ -114,6 +121,7 @@ PROGRESS_SECONDS = 300.0       # where output is not a terminal: a progress line
 VAL_FRACTION = 0.0005          # as nanoGPT's openwebtext/prepare.py (the default for --format bin)
 VAL_TOKENS = 100_000_000       # llm.c's val shard: the first 100M tokens (the shard formats' default)
 SHARD_TOKENS = 100_000_000     # llm.c, modded-nanogpt and build-nanogpt shard size (--shard-tokens)
+LLMC_MAX_TOKENS = (1 << 31) - 1  # llm.c's header holds a shard's token count as an int32
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 MARKER = "<|endoftext|>"       # the document separator in txt files
@@ -128,6 +136,43 @@ CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the N
 MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.62.3")
 
 
+class ValRule(NamedTuple):
+    """Which documents go to val: ("fraction", F): piece 1 and then every 1/F-th piece;
+    ("tokens", N): the first whole documents until val holds N tokens (see split_chunk)."""
+    kind: str
+    amount: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """What a run is asked to do, built once from the command line (make_config); reader
+    processes get a copy. The last three are sizes the tests make small."""
+    inputs: tuple
+    out_dir: str
+    format: str                 # a key of FORMATS
+    val_rule: ValRule
+    val_rule_given: bool        # (else the format's default)
+    shard_tokens: int
+    prefix: Optional[str]       # shard file name prefix (None: a format without shards)
+    max_tokens: Optional[int]
+    encoding: str
+    text_column: str
+    chunk_size: int
+    workers: int
+    readers: int
+    shard: Optional[tuple]      # (I, N): this run does shard I of N of the units
+    merge: bool
+    parts_dir: str
+    checkpoint_seconds: float
+    restart: bool
+    skip_bad_files: bool
+    strict_utf8: bool
+    verify: bool
+    piece_chars: int = PIECE_CHARS
+    unit_bytes: int = UNIT_BYTES
+    small_input: int = SMALL_INPUT
+
+
 class UserError(Exception):
     """A problem with the input or the machine, told to the user in one sentence."""
 
@@ -140,124 +185,45 @@ class DamagedInput(UserError):
                 "(with --restart if the file changed), or run it with --skip-bad-files to leave the rest out")
 
 
-# -----------------------------------------------------------------------------
-# inputs: which files, of which kind, and how each is opened
+def version_tuple(v: str) -> tuple:
+    return tuple((list(map(int, re.findall(r"\d+", v))) + [0, 0, 0])[:3])
 
-# kind: the file endings it is read from (each may also end in a compression suffix, parquet not)
-KIND_SUFFIXES = {"txt": (".txt",), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet",)}
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+# -----------------------------------------------------------------------------
+# inputs: a file's bytes, decompressed as they are read
+
 # compression suffix -> (what it is called, the magic its files start with)
 COMPRESSIONS = {".gz": ("gzip", b"\x1f\x8b"), ".bz2": ("bzip2", b"BZh"), ".xz": ("xz", b"\xfd7zXZ\x00"),
                 ".zst": ("zstd", b"\x28\xb5\x2f\xfd"), ".lz4": ("lz4", b"\x04\x22\x4d\x18")}
-SUPPORTED = ".txt, .jsonl, .json, .ndjson (each also compressed: .gz, .bz2, .xz, .zst, .lz4), .parquet"
-
-Input = namedtuple("Input", "path kind compression size mtime_ns groups bad most", defaults=(None,))
-# groups: a parquet file's (rows, bytes of text) per row group; bad: left out (--skip-bad-files);
-# most: at most how many tokens it makes where that is sure, else None (a token holds a byte of
-# text or more, and each document adds one: a plain txt/jsonl file makes at most its size + 1;
-# parquet: see plain_bound; a compressed file: not sure)
 
 
-
-def kind_of(path):
-    """(kind, compression suffix or ''), or None for a file this script does not read."""
-    name = path.lower()
-    comp = next((c for c in COMPRESSIONS if name.endswith(c)), "")
-    name = name[:len(name) - len(comp)]
-    for kind, suffixes in KIND_SUFFIXES.items():
-        if name.endswith(suffixes) and not (comp and kind == "parquet"):
-            return kind, comp
-    return None
-
-
-def files_in(folder, skip):
-    """The files under folder this script reads, at any depth, sorted by their path relative to
-    it (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...), and the links among
-    them whose target is missing (an interrupted download). Symlinks are followed (the Hugging
-    Face cache); hidden files and folders, skip, and this script's own files are left out."""
-    found, broken = [], []
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
-        rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
-        for f in files:
-            path = os.path.join(top, f)
-            if f.startswith(".") or not kind_of(f) or is_output_name(f) or PART_NAME.fullmatch(f):
-                continue
-            if os.path.isfile(path):
-                found.append((rel + [f], path))
-            elif not os.path.exists(path):
-                broken.append(path)
-    return [path for _, path in sorted(found)], sorted(broken)
+class Input(NamedTuple):
+    """An input file, as checked before any work (see its kind's check)."""
+    path: str
+    kind: str                  # a key of KINDS
+    compression: str           # its compression suffix, or ""
+    size: int
+    mtime_ns: int
+    groups: Optional[list] = None  # parquet: (rows, bytes of text) per row group
+    bad: bool = False          # left out (--skip-bad-files): it has no units
+    most: Optional[int] = None  # at most how many tokens it makes where that is sure, else None
+    # (a token holds a byte of text or more, and each document adds one: a plain txt/jsonl file
+    # makes at most its size + 1; parquet: see plain_bound; a compressed file: not sure)
 
 
-def expand_inputs(patterns, out_dir, skip_bad):
-    """The input files, in the order given: folders give their files (see files_in); a glob
-    pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
-    file named twice is refused, or with --skip-bad-files left out (a file named twice is read
-    once), with a warning. Returns (the files, the set of those found in folders, the broken
-    links)."""
-    paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
-    for p in map(os.path.expanduser, patterns):
-        matches = [p] if os.path.lexists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
-        if not matches:
-            raise UserError(f"{p}: no file matches this pattern")
-        for m in matches:
-            if os.path.isdir(m):
-                found, links = files_in(m, own)
-                broken += links
-                if not found and not links:
-                    raise UserError(f"{m}: the folder holds no file this script reads (it reads {SUPPORTED})")
-                paths += found
-                in_folders.update(found)
-            elif os.path.islink(m) and not os.path.exists(m) and kind_of(m):
-                broken.append(m)
-            elif os.path.exists(m):
-                paths.append(m)
-            elif m == DEFAULT_INPUT:
-                raise UserError(f"no --input given, and there is no {m}; name your files, folders or "
-                                "glob patterns with --input")
-            else:
-                raise UserError(f"{m}: no such file or folder")
-    for link in broken:
-        left_out(f"{link} is a link to {os.path.realpath(link)}, which is missing (an interrupted download?)",
-                 "download it again", skip_bad)
-    seen = {}
-    for p in paths:
-        if os.path.dirname(os.path.realpath(p)) == own and is_output_name(os.path.basename(p)):
-            raise UserError(f"{p} is also where this run writes its output; "
-                            "choose another --out-dir or input")
-        if not kind_of(p) or not os.path.isfile(p):
-            raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
-        first = seen.setdefault(os.path.abspath(p), p)  # (not realpath: the Hugging Face cache
-        # links files of the same content to one blob, and each is a file of the data set)
-        if first is not p:
-            left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
-    return list(seen.values()), in_folders, broken
+class Unit(NamedTuple):
+    """A unit of work: fixed by the inputs alone, never by how many readers, workers or machines
+    run. Its kind decides what lo and hi count (txt/jsonl: bytes; parquet: row groups)."""
+    file: int                  # index of its Input
+    lo: float
+    hi: float
+    weight: int                # bytes of the input it stands for (the progress bar's)
 
 
-def left_out(problem, fix, skip_bad, what="left out"):
-    """A file --skip-bad-files leaves out (with a warning), or that stops the run."""
-    if not skip_bad:
-        raise UserError(f"{problem}; {fix}, or run with --skip-bad-files to leave it out")
-    print(f"warning: {problem}: {what} (--skip-bad-files)", file=sys.stderr)
-
-
-def open_stream(inp):
-    """The input's bytes as a binary stream (decompressed as it is read), and the file under it
-    (whose position counts compressed bytes)."""
-    raw = open(inp.path, "rb")
-    codec = COMPRESSIONS.get(inp.compression, ("",))[0]
-    if codec in DECOMPRESSORS:
-        return Decompressed(decompressed_blocks(raw, codec)), raw
-    if codec:  # zstd, lz4: pyarrow's codecs (their stream closes raw when it goes: it is kept)
-        pa, _ = arrow()
-        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
-        return Decompressed(arrow_blocks(stream, raw), stream), raw
-    return raw, raw
-
-
-STREAM_BLOCK = 1 << 16   # bytes a compressed stream is read (and decompressed) by
-TEXT_HEAD = 1 << 16      # bytes of a txt/jsonl file's text checked before any work
-BLANK = b"\xef\xbb\xbf \t\r\n"  # what may come before a JSON Lines file's first line
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
@@ -342,13 +308,27 @@ class Decompressed:
         return self.pos
 
 
+def open_stream(inp: Input):
+    """The input's bytes as a binary stream (decompressed as it is read), and the file under it
+    (whose position counts compressed bytes)."""
+    raw = open(inp.path, "rb")
+    codec = COMPRESSIONS.get(inp.compression, ("",))[0]
+    if codec in DECOMPRESSORS:
+        return Decompressed(decompressed_blocks(raw, codec)), raw
+    if codec:  # zstd, lz4: pyarrow's codecs (their stream closes raw when it goes: it is kept)
+        pa, _ = arrow()
+        stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
+        return Decompressed(arrow_blocks(stream, raw), stream), raw
+    return raw, raw
+
+
 def stream_error(inp, where, e):
     what = f"the {COMPRESSIONS[inp.compression][0]} stream is damaged or cut short" if inp.compression \
         else "it cannot be read"
     return DamagedInput(f"{inp.path}: {what} {where} ({e})")
 
 
-def reads_to_damage(stream, inp, cut, skip_bad):
+def reads_to_damage(stream, inp: Input, cut: Cutter, skip_bad: bool) -> Callable:
     """stream.read, which with --skip-bad-files ends the stream where it is damaged (b""), with a
     warning and the file counted: everything before the damage is kept (see Decompressed)."""
     damaged = False
@@ -363,166 +343,10 @@ def reads_to_damage(stream, inp, cut, skip_bad):
             damaged = True
             print(f"warning: leaving out the rest of {inp.path} from byte {stream.tell():,} of its text: "
                   f"{stream_error(inp, 'there', e).args[0]}; what came before is kept", file=sys.stderr)
-            cut.counts["skipped_files"].append(inp.path)
+            cut.counts.skipped_files.append(inp.path)
             return b""
     return read
 
-
-def check_input(path, kind, comp):
-    """Refuses at once a compressed file that is not what its name says (or that this pyarrow
-    cannot decompress)."""
-    if comp:
-        codec, magic = COMPRESSIONS[comp]
-        if codec in ("zstd", "lz4") and not arrow()[0].Codec.is_available(codec):
-            raise UserError(f"{path}: this pyarrow cannot read {codec}; run: pip install -U pyarrow")
-        with open(path, "rb") as f:
-            head = f.read(len(magic))
-        if head and head != magic:
-            raise UserError(f"{path} is not a {codec} file (it does not start as one); "
-                            f"rename it or compress it again")
-
-
-def check_text(inp, column, in_folder, skip_bad):
-    """Checks the start of a txt or JSON Lines file before any work: "read" it, leave it out as
-    "bad" (damaged, with --skip-bad-files), or "ignore" it (a .json file found in a folder whose
-    first line is not a JSON object with the text key: configs, metadata; that line is read
-    whole). Refuses UTF-16/32, a JSON array, and a first line without the text key."""
-    folder_json = in_folder and inp.path[:len(inp.path) - len(inp.compression)].lower().endswith(".json")
-    stream, raw = open_stream(inp)
-    try:
-        with raw:
-            parts = [stream.read(TEXT_HEAD)]
-            while folder_json and len(parts[-1]) == TEXT_HEAD and \
-                    b"\n" not in (parts[-1] if len(parts) > 1 else parts[0].lstrip(BLANK)):
-                parts.append(stream.read(TEXT_HEAD))
-    except STREAM_ERRORS as e:
-        left_out(stream_error(inp, "at its start", e).args[0], "replace the file", skip_bad)
-        return "bad"
-    head = b"".join(parts)
-    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
-        raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
-                        f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
-    body = head.lstrip(BLANK)
-    if inp.kind != "jsonl" or not body or (b"\n" not in body and len(parts[-1]) == TEXT_HEAD):
-        return "read"  # (a first line longer than the head is checked as it is read)
-    number = head[:len(head) - len(body)].count(b"\n") + 1
-    try:
-        row, why = json.loads(body.split(b"\n")[0].decode("utf-8", "replace")), None
-    except (ValueError, RecursionError) as e:
-        row, why = None, not_json_reason(e)
-    documents = isinstance(row, dict) and column in row
-    if folder_json and not documents:
-        print(f"note: leaving out {inp.path}: a .json file whose first line is not a JSON object with "
-              f"the key '{column}' (.json files in folders are read only when they hold JSON Lines)",
-              file=sys.stderr)
-        return "ignore"
-    if body.startswith(b"["):
-        raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
-                        f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
-    if row is None and not skip_bad:
-        raise not_json(inp, number, why)
-    if row is not None and not documents:
-        raise no_text_key(inp, number, row, column)
-    return "read"
-
-
-def parquet_groups(path, column, skip_bad):
-    """(rows, bytes of text) of each row group, and the file's most tokens (see plain_bound),
-    after checking from the footer that the file has a text column; None for an unreadable
-    file that is to be skipped."""
-    pa, pq = arrow()
-    try:
-        meta = pq.ParquetFile(path).metadata
-        schema = meta.schema.to_arrow_schema()
-    except (OSError, pa.ArrowException) as e:
-        left_out(f"{path}: not a readable parquet file ({e})", "replace it", skip_bad)
-        return None
-    if column not in schema.names:
-        raise UserError(f"{path} has no column '{column}' (its columns: {', '.join(schema.names)}); "
-                        "name the text column with --text-column")
-    kind = schema.field(column).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise UserError(f"{path}: column '{column}' holds {kind}, not text; "
-                        "name the text column with --text-column")
-    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
-    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
-    return [(rows, chunk.total_uncompressed_size) for rows, chunk in chunks], plain_bound(chunks)
-
-
-def plain_bound(chunks):
-    """At most how many tokens a parquet text column makes (see Input.most), from its (rows,
-    column chunk) per row group; None when that is not sure: other encodings than plain
-    (dictionary and prefix encodings store less than the text)."""
-    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for _, chunk in chunks
-           for e in chunk.encodings):
-        return None
-    return sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
-
-
-def open_inputs(patterns, out_dir, column, skip_bad):
-    """Every input, checked before any work is done or any file written. Those left out with
-    --skip-bad-files (broken links included) have bad set, and no units."""
-    paths, in_folders, broken = expand_inputs(patterns, out_dir, skip_bad)
-    inputs = []
-    for path in paths:
-        kind, comp = kind_of(path)
-        check_input(path, kind, comp)
-        stat = os.stat(path)
-        inp = Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns, None, False,
-                    None if comp else stat.st_size + 1)
-        if kind == "parquet":
-            found = parquet_groups(path, column, skip_bad)
-            inp = inp._replace(groups=found[0], most=found[1]) if found else inp
-            verdict = "read" if found else "bad"
-        else:
-            verdict = check_text(inp, column, path in in_folders, skip_bad)
-        if verdict == "read":
-            inputs.append(inp)
-        elif verdict == "bad":
-            inputs.append(inp._replace(bad=True, most=0))
-    return inputs + [Input(os.path.abspath(p), *kind_of(p), 0, 0, None, True, 0) for p in broken]
-
-
-# -----------------------------------------------------------------------------
-# units of work: fixed by the inputs alone, never by how many readers, workers or machines run
-
-Unit = namedtuple("Unit", "file lo hi weight")   # weight: bytes of the input it stands for
-
-
-def byte_units(k, inp):
-    """UNIT_BYTES-long byte ranges of a file (a document belongs to the range it starts in, see
-    read_txt/read_jsonl); a compressed file is one unit, read from its start."""
-    if inp.compression or inp.size <= UNIT_BYTES:
-        return [Unit(k, 0, math.inf if inp.compression else inp.size, inp.size)]
-    return [Unit(k, lo, min(lo + UNIT_BYTES, inp.size), min(UNIT_BYTES, inp.size - lo))
-            for lo in range(0, inp.size, UNIT_BYTES)]
-
-
-def parquet_units(k, inp):
-    """Runs of row groups [lo, hi) holding about UNIT_BYTES of text; weight: rows, pro rata."""
-    units, lo, text, rows, total = [], 0, 0, 0, sum(r for r, _ in inp.groups) or 1
-    for g, (_, nbytes) in enumerate(inp.groups):
-        text += nbytes
-        if text >= UNIT_BYTES or g == len(inp.groups) - 1:
-            before, rows = rows, rows + sum(r for r, _ in inp.groups[lo:g + 1])
-            units.append(Unit(k, lo, g + 1, inp.size * rows // total - inp.size * before // total))
-            lo, text = g + 1, 0
-    return units
-
-
-def plan_units(inputs):
-    return [u for k, inp in enumerate(inputs) if not inp.bad for u in KINDS[inp.kind].units(k, inp)]
-
-
-def where(inputs, unit, st):
-    return f"{inputs[unit.file].path} at {position(inputs[unit.file], unit, st)}"
-
-
-def position(inp, unit, st):
-    """Where in its input a unit's position st is, for messages."""
-    if inp.kind == "parquet":
-        return f"row {parquet_first_row(inp, unit) + (st or {}).get('row', 0):,}"
-    return f"byte {(st or {}).get('offset', unit.lo):,}" + (" of its text" if inp.compression else "")
 
 
 # -----------------------------------------------------------------------------
@@ -581,51 +405,76 @@ def boundary_start(buf, m):
         i -= len(MARKER)
 
 
-def new_counts():
-    """What a chunk of reading counted, summed by the writer (in order, so first_bad is the first).
-    bad_lines: JSON lines left out (--skip-bad-files); first_bad_line: [path, byte] of the first."""
-    return dict(empty_rows=0, forced_cuts=0, bad_bytes=0, first_bad=None, skipped_files=[],
-                bad_lines=0, first_bad_line=None)
+
+@dataclass
+class Counts:
+    """What reading counted, summed by the writer in input order (so first_bad is the first)."""
+    empty_rows: int = 0
+    forced_cuts: int = 0        # cuts not at a safe place (see find_cut and long_space_cuts)
+    bad_bytes: int = 0          # invalid UTF-8, replaced with U+FFFD
+    first_bad: Optional[str] = None
+    skipped_files: list = field(default_factory=list)   # left out, wholly or in part (--skip-bad-files)
+    bad_lines: int = 0          # JSON lines left out (--skip-bad-files)
+    first_bad_line: Optional[list] = None   # [path, byte] of the first
+
+    def add(self, other: Counts):
+        self.empty_rows += other.empty_rows
+        self.forced_cuts += other.forced_cuts
+        self.bad_bytes += other.bad_bytes
+        self.bad_lines += other.bad_lines
+        self.first_bad = self.first_bad or other.first_bad
+        self.first_bad_line = self.first_bad_line or other.first_bad_line
+        self.skipped_files += [p for p in other.skipped_files if p not in self.skipped_files]
 
 
-def add_counts(total, counts):
-    """(total may come from a checkpoint of the previous release, without the newer counts)"""
-    for key in ("empty_rows", "forced_cuts", "bad_bytes", "bad_lines"):
-        total[key] = total.get(key, 0) + counts[key]
-    for key in ("first_bad", "first_bad_line"):
-        total[key] = total.get(key) or counts[key]
-    total["skipped_files"] += [p for p in counts["skipped_files"] if p not in total["skipped_files"]]
+class Segment(NamedTuple):
+    """Text for the encoder, and what ends after it."""
+    text: str
+    ends_document: bool         # an end-of-text token follows
+    ends_piece: bool            # a piece of the document (or the document) ends here
+
+
+@dataclass
+class Place:
+    """Where the reading of a unit stands: the Cutter's state and its kind's position. Saved in
+    each checkpoint (asdict) and carried by each chunk that may end a run."""
+    in_doc: bool = False        # the current document has text
+    piece_len: int = 0          # its characters since its last piece ended
+    offset: Optional[int] = None  # txt/jsonl: the byte of the text where the unread text starts
+    begun: Optional[bool] = None  # txt/jsonl: past the start of the unit's first document
+    row: Optional[int] = None   # parquet: rows of the unit done
+    token: Optional[int] = None  # --merge: tokens of the unit's part done
+    progress: int = 0           # bytes of the unit done, for the progress bar
 
 
 class Cutter:
-    """Turns a unit's documents into segments (text, ends_document, ends_piece) for the encoder.
-    A piece ends at the first safe cut at or after every PIECE_CHARS characters of a document,
-    wherever the chunks fall, so pieces never depend on --chunk-size; which split a piece goes to
-    is decided by the writer, which sees them in order. State in st (saved with each chunk):
-    in_doc (the current document has text) and piece_len (its characters since the last piece)."""
+    """Turns a unit's documents into segments for the encoder. A piece ends at the first safe
+    cut at or after every piece_chars characters of a document, wherever the chunks fall, so
+    pieces never depend on --chunk-size; which split a piece goes to is decided by the writer,
+    which sees them in order. Its state is place.in_doc and place.piece_len."""
 
-    def __init__(self, st, chunk, piece_chars):
-        self.st, self.chunk, self.piece_chars = st, chunk, piece_chars
-        self.segments, self.chars, self.counts, self.dirty = [], 0, new_counts(), False
+    def __init__(self, place: Place, chunk: int, piece_chars: int):
+        self.place, self.chunk, self.piece_chars = place, chunk, piece_chars
+        self.segments, self.chars, self.counts, self.dirty = [], 0, Counts(), False
 
-    def wanted(self):
+    def wanted(self) -> int:
         """Bytes of input to read next: what the chunk still lacks (a chunk twice the chunk size
         would double what is in flight), at least 64 KiB, or the chunk size if smaller."""
         return max(self.chunk - self.chars, min(self.chunk, 1 << 16))
 
     def emit(self, text, ends_piece=False, forced=False):
-        self.counts["forced_cuts"] += forced
-        self.st["in_doc"] = True
-        self.st["piece_len"] = 0 if ends_piece else self.st["piece_len"] + len(text)
-        self.segments.append((text, False, ends_piece))
+        self.counts.forced_cuts += forced
+        self.place.in_doc = True
+        self.place.piece_len = 0 if ends_piece else self.place.piece_len + len(text)
+        self.segments.append(Segment(text, False, ends_piece))
         self.chars += len(text)
 
-    def add(self, s, final):
+    def add(self, s: str, final: bool) -> int:
         """Emits the current document's text s: all of it when final; otherwise what can be
         emitted for sure, cut near the chunk size to bound memory. Returns characters used."""
-        st, i = self.st, 0
+        i = 0
         while True:
-            piece_at = i + self.piece_chars - st["piece_len"]
+            piece_at = i + self.piece_chars - self.place.piece_len
             if not final and piece_at > i + self.chunk:
                 cut = find_cut(s, i + self.chunk) if len(s) - i > self.chunk else None
                 if cut is None:
@@ -646,35 +495,49 @@ class Cutter:
 
     def end_document(self):
         """Ends the document with one end-of-text token; a document with no text is skipped."""
-        if self.st["in_doc"]:
-            self.segments.append(("", True, True))
-        self.st.update(in_doc=False, piece_len=0)
+        if self.place.in_doc:
+            self.segments.append(Segment("", True, True))
+        self.place.in_doc, self.place.piece_len = False, 0
 
-    def add_documents(self, texts):
+    def add_documents(self, texts: list):
         """Whole documents: for each, add(text, final=True) then end_document(). In bulk when no
         document is open and none is empty or longer than a piece (then no cut falls inside one)."""
-        if self.st["in_doc"] or not all(texts) or max(map(len, texts), default=0) > self.piece_chars:
+        if self.place.in_doc or not all(texts) or max(map(len, texts), default=0) > self.piece_chars:
             for text in texts:
                 self.add(text, final=True)
                 self.end_document()
             return
-        self.segments += zip(texts, itertools.repeat(True), itertools.repeat(True))
+        self.segments += [Segment(text, True, True) for text in texts]
         self.chars += sum(map(len, texts))
 
-    def take(self):
+    def take(self) -> tuple:
         """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted.
         (dirty stays set for the unit: text read with a bad byte may be given out later.)"""
         segments, counts = self.segments, self.counts
         if self.dirty:
-            counts["bad_bytes"] += sum(len(SURROGATE.findall(t)) for t, _, _ in segments)
-            segments = [(SURROGATE.sub("\ufffd", t), e, p) for t, e, p in segments]
-        self.segments, self.chars, self.counts = [], 0, new_counts()
+            counts.bad_bytes += sum(len(SURROGATE.findall(seg.text)) for seg in segments)
+            segments = [seg._replace(text=SURROGATE.sub("\ufffd", seg.text)) for seg in segments]
+        self.segments, self.chars, self.counts = [], 0, Counts()
         return segments, counts
 
 
 # -----------------------------------------------------------------------------
-# reading a unit: each kind of input is a reader, a generator that gives its documents to the
-# Cutter and yields its progress (bytes of the unit) whenever a chunk's worth is ready
+# input kinds: for each, how a file is checked before any work, cut into units, and read. A
+# reader is a generator that gives a unit's documents to the Cutter and yields its progress
+# (bytes of the unit) whenever a chunk's worth is ready; its position is kept in a Place.
+
+def left_out(problem: str, fix: str, skip_bad: bool, what: str = "left out"):
+    """A file --skip-bad-files leaves out (with a warning), or that stops the run."""
+    if not skip_bad:
+        raise UserError(f"{problem}; {fix}, or run with --skip-bad-files to leave it out")
+    print(f"warning: {problem}: {what} (--skip-bad-files)", file=sys.stderr)
+
+
+def bad_input(inp: Input) -> Input:
+    """An input left out with --skip-bad-files: it has no units and makes no token."""
+    return inp._replace(bad=True, most=0)
+
+
 
 def complete_utf8(data):
     """Length of the longest prefix of data that does not end inside a UTF-8 sequence."""
@@ -700,26 +563,13 @@ def decode(data, start, inp, cut, strict):
             raise UserError(f"{where}; fix the file, or run without --strict-utf8 to replace bad "
                             "bytes with U+FFFD") from None
         cut.dirty = True
-        cut.counts["first_bad"] = cut.counts["first_bad"] or where.replace(": invalid UTF-8", "")
+        cut.counts.first_bad = cut.counts.first_bad or where.replace(": invalid UTF-8", "")
         return data.decode("utf-8", "surrogateescape")
 
 
 def utf8_len(text):
     """Bytes of text read with decode (a surrogate stands for one bad byte)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
-
-
-def text_start(inp):
-    """Bytes to skip at the start of a text file: a UTF-8 byte order mark (check_text refused UTF-16/32)."""
-    stream, raw = open_stream(inp)
-    with raw:
-        head = stream.read(3)
-    return 3 if head == b"\xef\xbb\xbf" else 0
-
-
-def progress(inp, unit, raw, offset):
-    """Bytes of the unit done, at byte offset of its text (compressed: bytes of the file read)."""
-    return (raw.tell() if inp.compression else min(offset, unit.hi)) - unit.lo
 
 
 def skip_to(stream, raw, offset):
@@ -732,6 +582,147 @@ def skip_to(stream, raw, offset):
         if not block:
             raise EOFError("the file ended before the checkpoint's position (was it changed?)")
         offset -= len(block)
+
+
+def line_number(inp, offset):
+    """The line (from 1) that starts at byte offset of the input's text: counted, for messages."""
+    stream, raw = open_stream(inp)
+    count = 1
+    with raw:
+        while offset > 0:
+            block = stream.read(min(offset, 1 << 20))
+            if not block:
+                break
+            count += block.count(b"\n")
+            offset -= len(block)
+    return count
+
+
+# --- txt and JSON Lines: units are byte ranges; a document belongs to the unit it starts in
+
+BLANK = b"\xef\xbb\xbf \t\r\n"  # what may come before a JSON Lines file's first line
+
+
+def text_head(inp: Input, config: Config, whole_line: bool) -> Optional[tuple]:
+    """The first TEXT_HEAD bytes of a txt or JSON Lines file's text (whole_line: at least up to
+    the end of its first line), and whether more may follow; None when it cannot be read and
+    is left out (--skip-bad-files). Refuses UTF-16/32."""
+    stream, raw = open_stream(inp)
+    try:
+        with raw:
+            parts = [stream.read(TEXT_HEAD)]
+            while whole_line and len(parts[-1]) == TEXT_HEAD and \
+                    b"\n" not in (parts[-1] if len(parts) > 1 else parts[0].lstrip(BLANK)):
+                parts.append(stream.read(TEXT_HEAD))
+    except STREAM_ERRORS as e:
+        left_out(stream_error(inp, "at its start", e).args[0], "replace the file", config.skip_bad_files)
+        return None
+    head = b"".join(parts)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        raise UserError(f"{inp.path} is UTF-16/32 text; convert it to UTF-8 first "
+                        f"(e.g. iconv -f UTF-16 -t UTF-8 {inp.path} > out.txt)")
+    return head, len(parts[-1]) == TEXT_HEAD
+
+
+def check_txt(inp: Input, config: Config, _in_folder: bool) -> Input:
+    """Checks that a text file's start can be read, before any work."""
+    return inp if text_head(inp, config, False) else bad_input(inp)
+
+
+def check_jsonl(inp: Input, config: Config, in_folder: bool) -> Optional[Input]:
+    """Checks a JSON Lines file's first line before any work: the input to read, or it left
+    out as bad (damaged, with --skip-bad-files), or None to ignore it (a .json file found in a
+    folder whose first line is not a JSON object with the text key: configs, metadata; that
+    line is read whole). Refuses a JSON array, and a first line without the text key."""
+    column = config.text_column
+    folder_json = in_folder and inp.path[:len(inp.path) - len(inp.compression)].lower().endswith(".json")
+    found = text_head(inp, config, folder_json)
+    if not found:
+        return bad_input(inp)
+    head, more = found
+    body = head.lstrip(BLANK)
+    if not body or (b"\n" not in body and more):
+        return inp  # (a first line longer than the head is checked as it is read)
+    number = head[:len(head) - len(body)].count(b"\n") + 1
+    try:
+        row, why = json.loads(body.split(b"\n")[0].decode("utf-8", "replace")), None
+    except (ValueError, RecursionError) as e:
+        row, why = None, not_json_reason(e)
+    documents = isinstance(row, dict) and column in row
+    if folder_json and not documents:
+        print(f"note: leaving out {inp.path}: a .json file whose first line is not a JSON object with "
+              f"the key '{column}' (.json files in folders are read only when they hold JSON Lines)",
+              file=sys.stderr)
+        return None
+    if body.startswith(b"["):
+        raise UserError(f"{inp.path} is one big JSON array, not JSON Lines (one object per line); "
+                        f"convert it, e.g. jq -c '.[]' file.json > file.jsonl")
+    if row is None and not config.skip_bad_files:
+        raise not_json(inp, number, why)
+    if row is not None and not documents:
+        raise no_text_key(inp, number, row, column)
+    return inp
+
+
+def byte_units(k: int, inp: Input, unit_bytes: int) -> list:
+    """unit_bytes-long byte ranges of a file (a document belongs to the range it starts in, see
+    read_txt/read_jsonl); a compressed file is one unit, read from its start."""
+    if inp.compression or inp.size <= unit_bytes:
+        return [Unit(k, 0, math.inf if inp.compression else inp.size, inp.size)]
+    return [Unit(k, lo, min(lo + unit_bytes, inp.size), min(unit_bytes, inp.size - lo))
+            for lo in range(0, inp.size, unit_bytes)]
+
+
+def byte_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
+    offset = unit.lo if place is None or place.offset is None else place.offset
+    return f"byte {offset:,}" + (" of its text" if inp.compression else "")
+
+
+def byte_progress(inp, unit, raw, offset):
+    """Bytes of the unit done, at byte offset of its text (compressed: bytes of the file read)."""
+    return (raw.tell() if inp.compression else min(offset, unit.hi)) - unit.lo
+
+
+def text_start(inp):
+    """Bytes to skip at the start of a text file: a UTF-8 byte order mark (text_head refused UTF-16/32)."""
+    stream, raw = open_stream(inp)
+    with raw:
+        head = stream.read(3)
+    return 3 if head == b"\xef\xbb\xbf" else 0
+
+
+class TextWindow:
+    """The text of a file read from a byte offset, decoded as it comes: buf is what is not used
+    yet, from character base of the text read; held is buf's length in bytes; end_at is the
+    character at byte hi (the unit's end), once it is read. Bytes of a character cut by a read
+    wait in carry for the next."""
+
+    def __init__(self, read, pos, hi, decode):
+        self.read, self.pos, self.hi, self.decode = read, pos, hi, decode
+        self.carry, self.buf, self.base, self.held = b"", "", 0, 0
+        self.end_at = 0 if pos >= hi else None
+
+    def fill(self, want: int) -> bool:
+        """Reads up to want bytes more (not past hi before it is reached); whether the file ended."""
+        block = self.read(want if self.pos >= self.hi else min(want, self.hi - self.pos))
+        eof, start = not block, self.pos - len(self.carry)
+        self.pos += len(block)
+        data = self.carry + block
+        n = len(data) if eof else complete_utf8(data)
+        data, self.carry = data[:n], data[n:]
+        self.buf += self.decode(data, start)
+        self.held += len(data)
+        if self.end_at is None and self.pos >= self.hi:
+            self.end_at = self.base + len(self.buf) + (1 if self.carry else 0)
+        return eof
+
+    def drop(self, k: int):
+        """Uses up buf's first k characters."""
+        self.base, self.buf, self.held = self.base + k, self.buf[k:], self.held - utf8_len(self.buf[:k])
+
+    def unread_offset(self) -> int:
+        """The byte where the text not yet used starts."""
+        return self.pos - len(self.carry) - self.held
 
 
 def add_text(cut, buf, eof):
@@ -751,74 +742,77 @@ def add_text(cut, buf, eof):
     return i + cut.add(buf[i:], final=eof)
 
 
-def read_txt(inp, unit, st, cut, opts):
+def first_boundary(text: TextWindow, eof: bool) -> Optional[bool]:
+    """Drops the text before the unit's first boundary (it ends the previous unit's last
+    document): whether the boundary is reached, or None when the unit holds none (no marker
+    starts before hi)."""
+    k = text.buf.find(MARKER)
+    if k < 0 or (text.end_at is not None and text.base + k >= text.end_at):
+        if k >= 0 or eof or (text.end_at is not None and text.base + len(text.buf) >= text.end_at + len(MARKER)):
+            return None
+        k = max(0, len(text.buf) - len(MARKER) + 1)  # (a marker may start in what is kept)
+    text.drop(k)
+    return text.buf.startswith(MARKER)
+
+
+def take_documents(cut: Cutter, text: TextWindow, eof: bool) -> bool:
+    """Gives cut the documents in the window; False once the unit's documents have ended: at a
+    boundary whose last marker starts at or past hi (the next unit's)."""
+    m = text.buf.find(MARKER, max(text.end_at - text.base, 0)) if text.end_at is not None else -1
+    if m >= 0:
+        add_text(cut, text.buf[:boundary_start(text.buf, m)], True)
+        return False
+    text.drop(add_text(cut, text.buf, eof))
+    return True
+
+
+def read_txt(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The documents of a text file that belong to unit [lo, hi) of its bytes: the file's first
     document when lo is 0, and each document after a boundary whose last marker starts in
     [lo, hi). A reader reads on past hi to finish its last document, and skips what comes
-    before its first marker. st: offset (where the unread text starts), begun (past that skip)."""
-    if "offset" not in st:
-        st.update(offset=unit.lo or text_start(inp), begun=unit.lo == 0)
+    before its first marker."""
+    if place.offset is None:
+        place.offset, place.begun = unit.lo or text_start(inp), unit.lo == 0
     stream, raw = open_stream(inp)
     with raw:
-        skip_to(stream, raw, st["offset"])
-        if not st["begun"]:  # bytes that end a character begun before lo are not ours
+        skip_to(stream, raw, place.offset)
+        if not place.begun:  # bytes that end a character begun before lo are not ours
             head = stream.read(3)  # (lo > 0: a plain file, which seeks)
-            st["offset"] += next((i for i, b in enumerate(head) if b & 0xC0 != 0x80), len(head))
-            stream.seek(st["offset"])
-        pos, carry, read = st["offset"], b"", reads_to_damage(stream, inp, cut, opts.skip_bad_files)
-        buf, base, held = "", 0, 0   # buf[0] is character base of the text read from st["offset"];
-                                     # held: buf's length in bytes
-        end_at = 0 if pos >= unit.hi else None   # character at byte hi, once read
+            place.offset += next((i for i, b in enumerate(head) if b & 0xC0 != 0x80), len(head))
+            stream.seek(place.offset)
+        text = TextWindow(reads_to_damage(stream, inp, cut, config.skip_bad_files), place.offset, unit.hi,
+                          lambda data, start: decode(data, start, inp, cut, config.strict_utf8))
         while True:
-            want = cut.wanted()
-            block = read(want if pos >= unit.hi else min(want, unit.hi - pos))
-            eof, start = not block, pos - len(carry)
-            pos += len(block)
-            data = carry + block
-            n = len(data) if eof else complete_utf8(data)
-            data, carry = data[:n], data[n:]
-            buf += decode(data, start, inp, cut, opts.strict_utf8)
-            held += len(data)
-            if end_at is None and pos >= unit.hi:
-                end_at = base + len(buf) + (1 if carry else 0)
-            if not st["begun"]:
-                k = buf.find(MARKER)
-                if k < 0 or (end_at is not None and base + k >= end_at):
-                    if k >= 0 or eof or (end_at is not None and base + len(buf) >= end_at + len(MARKER)):
-                        break  # no boundary of this unit: it holds no document
-                    k = max(0, len(buf) - len(MARKER) + 1)
-                base, buf, held = base + k, buf[k:], held - utf8_len(buf[:k])
-                st["begun"] = buf.startswith(MARKER)
-            if st["begun"]:
-                m = buf.find(MARKER, max(end_at - base, 0)) if end_at is not None else -1
-                if m >= 0:  # a boundary whose last marker is the next unit's: our documents end
-                    add_text(cut, buf[:boundary_start(buf, m)], True)
-                    break
-                used = add_text(cut, buf, eof)
-                base, buf, held = base + used, buf[used:], held - utf8_len(buf[:used])
-            st["offset"] = pos - len(carry) - held
+            eof = text.fill(cut.wanted())
+            if not place.begun:
+                place.begun = first_boundary(text, eof)
+                if place.begun is None:
+                    break  # the unit holds no document
+            if place.begun and not take_documents(cut, text, eof):
+                break
+            place.offset = text.unread_offset()
             if eof:
                 break
-            if cut.chars >= opts.chunk_size:
-                yield progress(inp, unit, raw, st["offset"])
+            if cut.chars >= config.chunk_size:
+                yield byte_progress(inp, unit, raw, place.offset)
         cut.end_document()
 
 
-def read_jsonl(inp, unit, st, cut, opts):
+
+def read_jsonl(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The lines of a JSON Lines file that start in unit [lo, hi) of its bytes (a reader skips
     the line it starts inside and reads on to finish its last); the string under --text-column
-    of each is a document. st: offset (where the next line starts), begun (past that skip)."""
-    column = opts.text_column
-    if "offset" not in st:
-        st.update(offset=unit.lo, begun=unit.lo == 0)
+    of each is a document. place.offset: where the next line starts."""
+    if place.offset is None:
+        place.offset, place.begun = unit.lo, unit.lo == 0
     stream, raw = open_stream(inp)
     with raw:
-        if not st["begun"]:  # the line begun before lo is not ours
-            skip_to(stream, raw, st["offset"] - 1)
-            st.update(offset=st["offset"] - 1 + len(stream.readline()), begun=True)
+        if not place.begun:  # the line begun before lo is not ours
+            skip_to(stream, raw, place.offset - 1)
+            place.offset, place.begun = place.offset - 1 + len(stream.readline()), True
         else:
-            skip_to(stream, raw, st["offset"])
-        pos, read = st["offset"], reads_to_damage(stream, inp, cut, opts.skip_bad_files)
+            skip_to(stream, raw, place.offset)
+        pos, read = place.offset, reads_to_damage(stream, inp, cut, config.skip_bad_files)
         for lines in line_blocks(read, cut.wanted):
             texts, empty = [], 0
             try:
@@ -827,7 +821,7 @@ def read_jsonl(inp, unit, st, cut, opts):
                         break
                     body = line[3:] if pos == 0 and line.startswith(b"\xef\xbb\xbf") else line
                     if body.strip():  # (blank lines are no documents)
-                        text = json_text(inp, body, pos, column, cut, opts)
+                        text = json_text(inp, body, pos, cut, config)
                         if text is BAD_LINE:
                             pass
                         elif text:
@@ -837,12 +831,12 @@ def read_jsonl(inp, unit, st, cut, opts):
                     pos += len(line) + 1
             finally:  # (what came before a bad line is kept)
                 cut.add_documents(texts)
-                cut.counts["empty_rows"] += empty
-                st["offset"] = pos
+                cut.counts.empty_rows += empty
+                place.offset = pos
             if pos >= unit.hi:
                 break
-            if cut.chars >= opts.chunk_size:
-                yield progress(inp, unit, raw, pos)
+            if cut.chars >= config.chunk_size:
+                yield byte_progress(inp, unit, raw, pos)
 
 
 def line_blocks(read, size):
@@ -865,16 +859,17 @@ def line_blocks(read, size):
 BAD_LINE = object()   # json_text's answer for a line that is not JSON, left out (--skip-bad-files)
 
 
-def json_text(inp, line, start, column, cut, opts):
-    """The document in one JSON line: its value under column (None for null or ""). A line that
+def json_text(inp, line, start, cut, config):
+    """The document in one JSON line: its value under --text-column (None for null or ""). A line that
     is not JSON stops the run, or with --skip-bad-files is left out alone, counted (BAD_LINE)."""
+    column = config.text_column
     try:
-        row = json.loads(decode(line, start, inp, cut, opts.strict_utf8))
+        row = json.loads(decode(line, start, inp, cut, config.strict_utf8))
     except (ValueError, RecursionError) as e:
-        if not opts.skip_bad_files:
+        if not config.skip_bad_files:
             raise not_json(inp, line_number(inp, start), not_json_reason(e)) from None
-        cut.counts["bad_lines"] += 1
-        cut.counts["first_bad_line"] = cut.counts["first_bad_line"] or [inp.path, start]
+        cut.counts.bad_lines += 1
+        cut.counts.first_bad_line = cut.counts.first_bad_line or [inp.path, start]
         return BAD_LINE
     if not isinstance(row, dict) or column not in row:
         raise no_text_key(inp, line_number(inp, start), row, column)
@@ -902,29 +897,69 @@ def no_text_key(inp, number, row, column):
                      "text key with --text-column")
 
 
-def line_number(inp, offset):
-    """The line (from 1) that starts at byte offset of the input's text: counted, for messages."""
-    stream, raw = open_stream(inp)
-    count = 1
-    with raw:
-        while offset > 0:
-            block = stream.read(min(offset, 1 << 20))
-            if not block:
-                break
-            count += block.count(b"\n")
-            offset -= len(block)
-    return count
+# --- parquet: units are runs of row groups; each non-empty text is a document
+
+def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
+    """Checks from the footer that the file has a text column; the input with its row groups'
+    (rows, bytes of text) and its most tokens (see plain_bound), or left out as bad."""
+    pa, pq = arrow()
+    column = config.text_column
+    try:
+        meta = pq.ParquetFile(inp.path).metadata
+        schema = meta.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException) as e:
+        left_out(f"{inp.path}: not a readable parquet file ({e})", "replace it", config.skip_bad_files)
+        return bad_input(inp)
+    if column not in schema.names:
+        raise UserError(f"{inp.path} has no column '{column}' (its columns: {', '.join(schema.names)}); "
+                        "name the text column with --text-column")
+    kind = schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise UserError(f"{inp.path}: column '{column}' holds {kind}, not text; "
+                        "name the text column with --text-column")
+    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
+    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
+    return inp._replace(groups=[(rows, chunk.total_uncompressed_size) for rows, chunk in chunks],
+                        most=plain_bound(chunks))
+
+
+
+def plain_bound(chunks):
+    """At most how many tokens a parquet text column makes (see Input.most), from its (rows,
+    column chunk) per row group; None when that is not sure: other encodings than plain
+    (dictionary and prefix encodings store less than the text)."""
+    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for _, chunk in chunks
+           for e in chunk.encodings):
+        return None
+    return sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
+
+
+def parquet_units(k: int, inp: Input, unit_bytes: int) -> list:
+    """Runs of row groups [lo, hi) holding about unit_bytes of text; weight: rows, pro rata."""
+    units, lo, text, rows, total = [], 0, 0, 0, sum(r for r, _ in inp.groups) or 1
+    for g, (_, nbytes) in enumerate(inp.groups):
+        text += nbytes
+        if text >= unit_bytes or g == len(inp.groups) - 1:
+            before, rows = rows, rows + sum(r for r, _ in inp.groups[lo:g + 1])
+            units.append(Unit(k, lo, g + 1, inp.size * rows // total - inp.size * before // total))
+            lo, text = g + 1, 0
+    return units
 
 
 def parquet_first_row(inp, unit):
     return sum(rows for rows, _ in inp.groups[:unit.lo])
 
 
-def read_parquet(inp, unit, st, cut, opts):
+def parquet_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
+    return f"row {parquet_first_row(inp, unit) + (place.row or 0 if place else 0):,}"
+
+
+def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The rows of row groups [lo, hi) of a parquet file's text column, in batches of about
     PARQUET_BATCH_BYTES of text, read page by page: of a row group only the page being decoded
-    is held. st: row (rows of the unit done)."""
-    st.setdefault("row", 0)
+    is held."""
+    if place.row is None:
+        place.row = 0
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     pa, pq = arrow()
     try:
@@ -932,14 +967,14 @@ def read_parquet(inp, unit, st, cut, opts):
         for g in range(unit.lo, unit.hi):
             rows, nbytes = inp.groups[g]
             at = done  # the unit's row where the next batch starts
-            if done + rows > st["row"]:
+            if done + rows > place.row:
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
-                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[opts.text_column],
+                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
                                              use_threads=False):
                     column = batch.column(0)  # (dictionary-encoded text is larger than the footer said:)
                     step = max(1, len(column) * PARQUET_BATCH_BYTES // max(column.nbytes, 1))
                     for lo in range(0, len(column), step):
-                        new = column.slice(lo, step)[max(st["row"] - at, 0):]  # (rows done before a resume)
+                        new = column.slice(lo, step)[max(place.row - at, 0):]  # (rows done before a resume)
                         at += min(step, len(column) - lo)
                         if not len(new):
                             continue
@@ -947,81 +982,232 @@ def read_parquet(inp, unit, st, cut, opts):
                             texts = new.to_pylist()
                         except UnicodeDecodeError:  # (a writer that let invalid UTF-8 in: as in text files)
                             first = parquet_first_row(inp, unit) + at - len(new)
-                            texts = [b if b is None else decode(b, f"row {first + k:,}", inp, cut, opts.strict_utf8)
+                            texts = [b if b is None else decode(b, f"row {first + k:,}", inp, cut, config.strict_utf8)
                                      for k, b in enumerate(new.cast(pa.binary()).to_pylist())]
                         docs = [text for text in texts if text]
                         cut.add_documents(docs)
-                        cut.counts["empty_rows"] += len(texts) - len(docs)
-                        st["row"] = at
-                        if cut.chars >= opts.chunk_size:
-                            yield unit.weight * st["row"] // max(total, 1)
+                        cut.counts.empty_rows += len(texts) - len(docs)
+                        place.row = at
+                        if cut.chars >= config.chunk_size:
+                            yield unit.weight * place.row // max(total, 1)
             done += rows
     except (OSError, pa.ArrowException) as e:
         raise DamagedInput(f"{inp.path}: the parquet file is damaged near row "
-                           f"{parquet_first_row(inp, unit) + st['row']:,} ({e})") from None
+                           f"{parquet_first_row(inp, unit) + place.row:,} ({e})") from None
 
 
-Kind = namedtuple("Kind", "units read")
-KINDS = {"txt": Kind(byte_units, read_txt), "jsonl": Kind(byte_units, read_jsonl),
-         "parquet": Kind(parquet_units, read_parquet)}
+class InputKind(NamedTuple):
+    """A kind of input file: all that this script knows of it."""
+    suffixes: tuple             # the file endings it is read from
+    compressible: bool          # whether they may also end in a compression suffix
+    check: Callable             # (Input, Config, found in a folder) -> the Input to read (bad: left
+                                # out), or None to ignore it; before any work
+    units: Callable             # (file index, Input, unit bytes) -> its units
+    read: Callable              # (Input, Unit, Place, Cutter, Config) -> a reader (see above)
+    position: Callable          # (Input, Unit, Place or None) -> where that is, for messages
 
 
-def read_unit(inputs, unit, state, opts):
-    """The chunks of one unit from its position state (None: its start): dicts of segments to
-    encode, counts, reached (the position after them), progress (bytes of the unit) and
-    finished. The last chunk has finished set (and may hold nothing). A damaged input stops
-    with a UserError, or with --skip-bad-files, leaves the rest of the unit out. (A long
-    document comes in several chunks, and only the last has a position: see sized_chunks.)"""
-    inp = inputs[unit.file]
-    st = dict(state or dict(in_doc=False, piece_len=0))
-    cut = Cutter(st, opts.chunk_size, opts.piece_chars)
-    try:
-        try:
-            for progress in KINDS[inp.kind].read(inp, unit, st, cut, opts):
-                yield from sized_chunks(*cut.take(), opts.chunk_size, reached=dict(st), progress=progress,
-                                        finished=False)
-        except STREAM_ERRORS as e:
-            raise stream_error(inp, f"near {position(inp, unit, st)}", e) from None
-    except DamagedInput as e:
-        if not opts.skip_bad_files:
-            raise
-        print(f"warning: leaving out the rest of {inp.path} from {position(inp, unit, st)}: {e.args[0]}",
-              file=sys.stderr)
-        cut.end_document()
-        cut.counts["skipped_files"].append(inp.path)
-    yield from sized_chunks(*cut.take(), opts.chunk_size, reached=None, progress=unit.weight, finished=True)
-
-
-def sized_chunks(segments, counts, size, **end):
-    """segments as chunks of about size characters or more (a long document's pieces are all
-    taken at once, and one chunk of them would hold its tokens at once too). Every segment ends
-    at a safe or forced cut, so any of them may end a chunk. Only the last chunk carries the
-    counts and end (reached, progress, finished): the others have no position to resume from
-    (reached None, finished False), and the writer neither stops nor checkpoints after them."""
-    start, chars = 0, 0
-    for i, (text, _, _) in enumerate(segments):
-        chars += len(text)
-        if chars >= 2 * size and i + 1 < len(segments):
-            yield dict(segments=segments[start:i + 1], counts=new_counts(), reached=None, progress=None,
-                       finished=False)
-            start, chars = i + 1, 0
-    yield dict(segments=segments[start:], counts=counts, **end)
+KINDS = {
+    "txt": InputKind((".txt",), True, check_txt, byte_units, read_txt, byte_position),
+    "jsonl": InputKind((".jsonl", ".json", ".ndjson"), True, check_jsonl, byte_units, read_jsonl, byte_position),
+    "parquet": InputKind((".parquet",), False, check_parquet, parquet_units, read_parquet, parquet_position),
+}
+SUPPORTED = ", ".join(s for k in KINDS.values() if k.compressible for s in k.suffixes) + \
+    f" (each also compressed: {', '.join(COMPRESSIONS)})" + \
+    "".join(f", {s}" for k in KINDS.values() if not k.compressible for s in k.suffixes)
 
 
 # -----------------------------------------------------------------------------
-# readers: units are read and cut in parallel, by processes (or, for a small input, here)
+# the inputs of a run: which files, each checked, and the units of work they make
 
-def reader_process(inputs, units, opts, jobs, chunks):
-    """A reader's process: reads each unit it is given ((index, state) on jobs, None to end) and
+def kind_of(path: str) -> Optional[tuple]:
+    """(kind, compression suffix or ''), or None for a file this script does not read."""
+    name = path.lower()
+    comp = next((c for c in COMPRESSIONS if name.endswith(c)), "")
+    name = name[:len(name) - len(comp)]
+    for kind, rules in KINDS.items():
+        if name.endswith(rules.suffixes) and (rules.compressible or not comp):
+            return kind, comp
+    return None
+
+
+def files_in(folder, skip):
+    """The files under folder this script reads, at any depth, sorted by their path relative to
+    it (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...), and the links among
+    them whose target is missing (an interrupted download). Symlinks are followed (the Hugging
+    Face cache); hidden files and folders, skip, and this script's own files are left out."""
+    found, broken = [], []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
+        rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
+        for f in files:
+            path = os.path.join(top, f)
+            if f.startswith(".") or not kind_of(f) or is_output_name(f) or PART_NAME.fullmatch(f):
+                continue
+            if os.path.isfile(path):
+                found.append((rel + [f], path))
+            elif not os.path.exists(path):
+                broken.append(path)
+    return [path for _, path in sorted(found)], sorted(broken)
+
+
+def matches_of(pattern: str, own: str) -> tuple:
+    """What one --input names: (files, whether they were found in a folder, broken links)."""
+    p = os.path.expanduser(pattern)
+    matches = [p] if os.path.lexists(p) or not glob.has_magic(p) else sorted(glob.glob(p, recursive=True))
+    if not matches:
+        raise UserError(f"{p}: no file matches this pattern")
+    files, in_folder, broken = [], [], []
+    for m in matches:
+        if os.path.isdir(m):
+            found, links = files_in(m, own)
+            if not found and not links:
+                raise UserError(f"{m}: the folder holds no file this script reads (it reads {SUPPORTED})")
+            files, in_folder, broken = files + found, in_folder + found, broken + links
+        elif os.path.islink(m) and not os.path.exists(m) and kind_of(m):
+            broken.append(m)
+        elif os.path.exists(m):
+            files.append(m)
+        elif m == DEFAULT_INPUT:
+            raise UserError(f"no --input given, and there is no {m}; name your files, folders or "
+                            "glob patterns with --input")
+        else:
+            raise UserError(f"{m}: no such file or folder")
+    return files, in_folder, broken
+
+
+def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
+    """The input files, in the order given: folders give their files (see files_in); a glob
+    pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
+    file named twice is refused, or with --skip-bad-files left out (a file named twice is read
+    once), with a warning. Returns (the files, the set of those found in folders, the broken
+    links)."""
+    paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
+    for pattern in patterns:
+        files, in_folder, links = matches_of(pattern, own)
+        paths, broken = paths + files, broken + links
+        in_folders.update(in_folder)
+    for link in broken:
+        left_out(f"{link} is a link to {os.path.realpath(link)}, which is missing (an interrupted download?)",
+                 "download it again", skip_bad)
+    seen = {}
+    for p in paths:
+        if os.path.dirname(os.path.realpath(p)) == own and is_output_name(os.path.basename(p)):
+            raise UserError(f"{p} is also where this run writes its output; "
+                            "choose another --out-dir or input")
+        if not kind_of(p) or not os.path.isfile(p):
+            raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
+        first = seen.setdefault(os.path.abspath(p), p)  # (not realpath: the Hugging Face cache
+        # links files of the same content to one blob, and each is a file of the data set)
+        if first is not p:
+            left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
+    return list(seen.values()), in_folders, broken
+
+
+def check_compression(path, comp):
+    """Refuses at once a compressed file that is not what its name says (or that this pyarrow
+    cannot decompress)."""
+    if comp:
+        codec, magic = COMPRESSIONS[comp]
+        if codec in ("zstd", "lz4") and not arrow()[0].Codec.is_available(codec):
+            raise UserError(f"{path}: this pyarrow cannot read {codec}; run: pip install -U pyarrow")
+        with open(path, "rb") as f:
+            head = f.read(len(magic))
+        if head and head != magic:
+            raise UserError(f"{path} is not a {codec} file (it does not start as one); "
+                            f"rename it or compress it again")
+
+
+def open_inputs(config: Config) -> list:
+    """Every input, checked before any work is done or any file written. Those left out with
+    --skip-bad-files (broken links included) have bad set, and no units."""
+    paths, in_folders, broken = expand_inputs(config.inputs, config.out_dir, config.skip_bad_files)
+    inputs = []
+    for path in paths:
+        kind, comp = kind_of(path)
+        check_compression(path, comp)
+        stat = os.stat(path)
+        inp = Input(os.path.abspath(path), kind, comp, stat.st_size, stat.st_mtime_ns,
+                    most=None if comp else stat.st_size + 1)
+        inp = KINDS[kind].check(inp, config, path in in_folders)
+        if inp is not None:
+            inputs.append(inp)
+    return inputs + [bad_input(Input(os.path.abspath(p), *kind_of(p), 0, 0)) for p in broken]
+
+
+def plan_units(inputs: list, config: Config) -> list:
+    return [u for k, inp in enumerate(inputs) if not inp.bad
+            for u in KINDS[inp.kind].units(k, inp, config.unit_bytes)]
+
+
+def where(inputs: list, unit: Unit, place: Optional[Place]) -> str:
+    """Where in its input a unit's place is, for messages."""
+    inp = inputs[unit.file]
+    return f"{inp.path} at {KINDS[inp.kind].position(inp, unit, place)}"
+
+
+# -----------------------------------------------------------------------------
+# reading units into chunks: in parallel, by processes (or, for a small input, here)
+
+@dataclass
+class Chunk:
+    """A reader's chunk of a unit: text to encode (or, in --merge, none: tokens come from a part)."""
+    segments: list              # Segments
+    counts: Counts
+    place: Optional[Place]      # where reading stands after it (progress included); None for a
+                                # chunk inside a long document: no run may stop or resume there
+    finished: bool              # the unit's last chunk (then place is None)
+
+
+def read_unit(inputs: list, unit: Unit, place: Optional[Place], config: Config) -> Iterator[Chunk]:
+    """The chunks of one unit from place (None: its start); the last has finished set (and may
+    hold nothing). A damaged input stops with a UserError, or with --skip-bad-files, leaves
+    the rest of the unit out."""
+    inp = inputs[unit.file]
+    kind = KINDS[inp.kind]
+    place = replace(place) if place else Place()
+    cut = Cutter(place, config.chunk_size, config.piece_chars)
+    try:
+        try:
+            for progress in kind.read(inp, unit, place, cut, config):
+                yield from sized_chunks(*cut.take(), config.chunk_size, replace(place, progress=progress), False)
+        except STREAM_ERRORS as e:
+            raise stream_error(inp, f"near {kind.position(inp, unit, place)}", e) from None
+    except DamagedInput as e:
+        if not config.skip_bad_files:
+            raise
+        print(f"warning: leaving out the rest of {inp.path} from {kind.position(inp, unit, place)}: {e.args[0]}",
+              file=sys.stderr)
+        cut.end_document()
+        cut.counts.skipped_files.append(inp.path)
+    yield from sized_chunks(*cut.take(), config.chunk_size, None, True)
+
+
+def sized_chunks(segments, counts, size, place, finished):
+    """segments as chunks of about size characters or more (a long document's pieces are all
+    taken at once, and one chunk of them would hold its tokens at once too). Every segment ends
+    at a safe or forced cut, so any of them may end a chunk. Only the last chunk carries the
+    counts, place and finished: the writer neither stops nor checkpoints after the others."""
+    start, chars = 0, 0
+    for i, seg in enumerate(segments):
+        chars += len(seg.text)
+        if chars >= 2 * size and i + 1 < len(segments):
+            yield Chunk(segments[start:i + 1], Counts(), None, False)
+            start, chars = i + 1, 0
+    yield Chunk(segments[start:], counts, place, finished)
+
+
+def reader_process(inputs, units, config, jobs, chunks):
+    """A reader's process: reads each unit it is given ((index, Place or None) on jobs, None to end) and
     sends (index, chunk) for each of its chunks, or (index, UserError). When the parent dies,
     the next send or receive fails and this ends too."""
     for sig in STOP_SIGNALS:  # (as at the top of this file, where this is not the main module)
         signal.signal(sig, signal.SIG_IGN)
     try:
         while (job := jobs.recv()) is not None:
-            u, state = job
+            u, place = job
             try:
-                for chunk in read_unit(inputs, units[u], state, opts):
+                for chunk in read_unit(inputs, units[u], place, config):
                     chunks.send((u, chunk))
             except UserError as e:
                 chunks.send((u, e))
@@ -1034,7 +1220,7 @@ class ProcessReader:
     and Windows must: forking a process that runs threads is unsafe. A reader thread would hold
     the GIL that the encoding threads need between calls: on 2 cores that made a run ~1.5x slower."""
 
-    def __init__(self, inputs, units, opts):
+    def __init__(self, inputs, units, config):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_chunks = ctx.Pipe(duplex=False)
         child_jobs, self.jobs = ctx.Pipe(duplex=False)
@@ -1044,7 +1230,7 @@ class ProcessReader:
             except OSError:
                 pass  # a lower /proc/sys/fs/pipe-max-size: the default pipe is slower, not wrong
         self.proc = ctx.Process(target=reader_process, daemon=True,
-                                args=(inputs, units, opts, child_jobs, child_chunks))
+                                args=(inputs, units, config, child_jobs, child_chunks))
         handlers = [signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS]
         try:  # (ignored signals stay ignored in the new process until it ignores them itself)
             self.proc.start()
@@ -1054,8 +1240,8 @@ class ProcessReader:
         child_chunks.close()
         child_jobs.close()
 
-    def start(self, u, state):
-        self.jobs.send((u, state))
+    def start(self, u, place):
+        self.jobs.send((u, place))
 
     def recv(self):
         try:
@@ -1071,14 +1257,14 @@ class ProcessReader:
 
 
 class LocalReader:
-    """Reads in this process (for an input under SMALL_INPUT): the same chunks, no process."""
+    """Reads in this process (for an input under Config.small_input): the same chunks, no process."""
     conn = None
 
-    def __init__(self, inputs, units, opts):
-        self.inputs, self.units, self.opts, self.chunks = inputs, units, opts, None
+    def __init__(self, inputs, units, config):
+        self.inputs, self.units, self.config, self.chunks = inputs, units, config, None
 
-    def start(self, u, state):
-        self.u, self.chunks = u, read_unit(self.inputs, self.units[u], state, self.opts)
+    def start(self, u, place):
+        self.u, self.chunks = u, read_unit(self.inputs, self.units[u], place, self.config)
 
     def recv(self):
         try:
@@ -1173,27 +1359,27 @@ def encode_text(enc, text, allowed=()):
     return np.concatenate([encode_array(enc, part, allowed) for part in parts]), len(cuts)
 
 
-def encode_chunk(enc, segments, dtype):
+def encode_chunk(enc, segments: list, dtype) -> tuple:
     """Token ids of a chunk's segments, and where pieces end other than at an end-of-text token
-    (token positions): (tokens, cuts). Segments up to each such piece end are encoded in one
+    (token positions), and how many cuts were forced: (tokens, cuts, forced). Segments up to each such piece end are encoded in one
     call, with the marker after each document allowed as the end-of-text token: tiktoken encodes
     the text between special tokens on its own, so this gives the same tokens as encoding
     segment by segment, in one call instead of hundreds."""
     enc = thread_encoding(enc)
     parts, cuts, forced = [], [], 0
     for run in runs_to_piece_ends(segments):
-        text = "".join(t + MARKER if ends_doc else t for t, ends_doc, _ in run)
-        if text.count(MARKER) == sum(ends_doc for _, ends_doc, _ in run):  # (no marker overlaps another)
+        text = "".join(seg.text + MARKER if seg.ends_document else seg.text for seg in run)
+        if text.count(MARKER) == sum(seg.ends_document for seg in run):  # (no marker overlaps another)
             calls = [(text, {MARKER}, False)]
         else:  # a document holds the marker as text: encode one by one
-            calls = [(t, (), ends_doc) for t, ends_doc, _ in run]
+            calls = [(seg.text, (), seg.ends_document) for seg in run]
         for t, allowed, eot_after in calls:
             tokens, n = encode_text(enc, t, allowed)
             parts.append(tokens)
             forced += n
             if eot_after:
                 parts.append(np.array([enc.eot_token], dtype=np.uint32))
-        if run[-1][2] and not run[-1][1]:
+        if run[-1].ends_piece and not run[-1].ends_document:
             cuts.append(sum(len(p) for p in parts))
     tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
     return tokens, cuts, forced
@@ -1204,67 +1390,102 @@ def runs_to_piece_ends(segments):
     run = []
     for seg in segments:
         run.append(seg)
-        if seg[2] and not seg[1]:
+        if seg.ends_piece and not seg.ends_document:
             yield run
             run = []
     if run:
         yield run
 
 
-def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
-    """Reads (reader processes), cuts and encodes (threads) the units todo, from position state
-    in the first; yields (unit index, tokens, cuts, chunk) in order. Units are handed to readers
-    in order; a reader's chunks are taken while the chunks in flight are fewer than the window,
-    and the oldest unit's always, so memory is bounded by the window, not by the units' sizes."""
+class Encoded(NamedTuple):
+    """A chunk's tokens, in input order: what the writer (or a shard's parts) takes."""
+    unit: int                   # its unit's index
+    tokens: object              # numpy array, EOT after each document
+    cuts: list                  # where pieces end other than after an EOT (token positions)
+    chunk: Chunk
+
+
+class Scheduler:
+    """Hands the units todo to readers in order, and gives back their encoded chunks in order.
+    A reader's chunks are taken while the chunks in flight are fewer than the window, and the
+    oldest unit's always: memory is bounded by the window, not by the units' sizes."""
+
+    def __init__(self, readers, pool, encode, todo, place, window):
+        self.readers, self.pool, self.encode, self.todo, self.place = readers, pool, encode, todo, place
+        self.window, self.head = window, 0   # todo[head] is the unit being written
+        self.queues, self.busy, self.idle, self.assign = {}, {}, list(readers), iter(todo)
+
+    def chunks(self) -> Iterator[Encoded]:
+        while self.head < len(self.todo):
+            self.start_idle_readers()
+            ready = self.oldest_ready()
+            if ready is not None:
+                yield ready
+            else:
+                self.receive()
+
+    def start_idle_readers(self):
+        for r in list(self.idle):
+            u = next(self.assign, None)
+            if u is None:
+                break
+            r.start(u, self.place if u == self.todo[0] else None)
+            self.busy[r], self.queues[u] = u, deque()
+            self.idle.remove(r)
+
+    def oldest_ready(self) -> Optional[Encoded]:
+        """The oldest unit's next chunk, if it is encoded (or its reader's error, raised)."""
+        u = self.todo[self.head]
+        q = self.queues[u]
+        if not q or not (isinstance(q[0], UserError) or q[0][0].done()):
+            return None
+        item = q.popleft()
+        if isinstance(item, UserError):
+            raise item
+        future, chunk = item
+        tokens, cuts, forced = future.result()
+        chunk.counts.forced_cuts += forced
+        if chunk.finished:
+            del self.queues[u]
+            self.head += 1
+        return Encoded(u, tokens, cuts, chunk)
+
+    def receive(self):
+        """Takes the chunks the readers have ready (those the window allows), into the pool; or,
+        when the window is full, waits for the oldest chunk's encoding."""
+        q = self.queues[self.todo[self.head]]
+        in_flight = sum(len(x) for x in self.queues.values())
+        want = [r for r, u in self.busy.items()
+                if in_flight < self.window or (u == self.todo[self.head] and len(q) < self.window)]
+        if not want:
+            wait_futures([q[0][0]])
+            return
+        if want[0].conn:  # (when the oldest chunk is in the pool, look at it again soon)
+            ready = wait_connections([r.conn for r in want], 0.002 if q else None)
+            want = [r for r in want if r.conn in ready]
+        for r in want:
+            u, chunk = r.recv()
+            if isinstance(chunk, UserError):
+                self.queues[u].append(chunk)
+            else:
+                self.queues[u].append((self.pool.submit(self.encode, chunk.segments), chunk))
+            if isinstance(chunk, UserError) or chunk.finished:
+                del self.busy[r]
+                self.idle.append(r)
+
+
+def encoded_chunks(inputs, units, todo, place, config, enc, dtype) -> Iterator[Encoded]:
+    """Reads (reader processes), cuts and encodes (threads) the units todo, from place in the
+    first; yields their Encoded chunks in order."""
     if not todo:
         return
-    window = opts.workers * IN_FLIGHT_PER_WORKER
-    small = sum(units[u].weight for u in todo) <= SMALL_INPUT
-    readers = [LocalReader(inputs, units, opts)] if small else \
-        [ProcessReader(inputs, units, opts) for _ in range(min(opts.readers, len(todo)))]
-    pool = ThreadPoolExecutor(opts.workers)
-    queues, busy, idle, assign = {}, {}, list(readers), iter(todo)
-    head = 0  # todo[head] is the unit being written
+    small = sum(units[u].weight for u in todo) <= config.small_input
+    readers = [LocalReader(inputs, units, config)] if small else \
+        [ProcessReader(inputs, units, config) for _ in range(min(config.readers, len(todo)))]
+    pool = ThreadPoolExecutor(config.workers)
     try:
-        while head < len(todo):
-            for r in list(idle):
-                u = next(assign, None)
-                if u is None:
-                    break
-                r.start(u, state if u == todo[0] else None)
-                busy[r], queues[u] = u, deque()
-                idle.remove(r)
-            q = queues[todo[head]]
-            if q and (isinstance(q[0], UserError) or q[0][0].done()):
-                item = q.popleft()
-                if isinstance(item, UserError):
-                    raise item
-                future, chunk = item
-                tokens, cuts, forced = future.result()
-                chunk["counts"]["forced_cuts"] += forced
-                yield todo[head], tokens, cuts, chunk
-                if chunk["finished"]:
-                    del queues[todo[head]]
-                    head += 1
-                continue
-            in_flight = sum(len(x) for x in queues.values())
-            want = [r for r, u in busy.items() if in_flight < window or (u == todo[head] and len(q) < window)]
-            if not want:  # the window is full: wait for the oldest chunk
-                wait_futures([q[0][0]])
-                continue
-            if want[0].conn:  # (when the oldest chunk is in the pool, look at it again soon)
-                ready = wait_connections([r.conn for r in want], 0.002 if q else None)
-                want = [r for r in want if r.conn in ready]
-            for r in want:
-                u, chunk = r.recv()
-                if isinstance(chunk, UserError):
-                    queues[u].append(chunk)
-                    chunk = dict(finished=True)
-                else:
-                    queues[u].append((pool.submit(encode_chunk, enc, chunk["segments"], dtype), chunk))
-                if chunk["finished"]:
-                    del busy[r]
-                    idle.append(r)
+        yield from Scheduler(readers, pool, functools.partial(encode_chunk, enc, dtype=dtype), todo, place,
+                             config.workers * IN_FLIGHT_PER_WORKER).chunks()
     finally:
         for r in readers:
             r.close()
@@ -1274,24 +1495,27 @@ def encoded_chunks(inputs, units, todo, state, opts, enc, dtype):
 # -----------------------------------------------------------------------------
 # splits: the writer sees pieces in input order and decides where each goes
 
-def new_split_state():
-    """The writer's place in the stream of pieces; saved in each checkpoint. piece: the last
-    piece's number; open: it goes on in the next chunk; doc: the split of the document in
-    progress (None between documents); val_done: --val-tokens is reached."""
-    return dict(piece=-1, open=False, doc=None, val_done=False, tokens=[0, 0], docs=[0, 0])
+@dataclass
+class SplitState:
+    """The writer's place in the stream of pieces; saved in each checkpoint."""
+    piece: int = -1             # the last piece's number
+    open: bool = False          # it goes on in the next chunk
+    doc: Optional[int] = None   # the split of the document in progress (None between documents)
+    val_done: bool = False      # --val-tokens is reached
+    tokens: list = field(default_factory=lambda: [0, 0])   # per split (TRAIN, VAL)
+    docs: list = field(default_factory=lambda: [0, 0])
 
 
-def split_chunk(tokens, cuts, sp, rule, eot, max_tokens):
-    """The chunk's tokens for train and for val, by the rule; updates sp. Pieces end after each
+def split_chunk(tokens, cuts: list, split: SplitState, rule: ValRule, eot: int, max_tokens: Optional[int]) -> tuple:
+    """The chunk's tokens for train and for val, by the rule; updates split. Pieces end after each
     end-of-text token and at cuts; the first continues the last piece of the previous chunk if
-    that did not end. rule ("fraction", F): piece 1 and then every 1/F-th piece to val;
-    ("tokens", N): whole documents to val until it holds N tokens, the rest to train. With
+    that did not end (see ValRule). With
     max_tokens, the chunk ends after the first document end at or after that many tokens in all.
     Returns (train, val, whether max_tokens was reached)."""
     reached = False
     if max_tokens:
         ends = np.flatnonzero(tokens == eot) + 1
-        over = ends[sum(sp["tokens"]) + ends >= max_tokens]
+        over = ends[sum(split.tokens) + ends >= max_tokens]
         if len(over):
             tokens, cuts, reached = tokens[:over[0]], [c for c in cuts if c <= over[0]], True
     if not len(tokens):
@@ -1301,28 +1525,35 @@ def split_chunk(tokens, cuts, sp, rule, eot, max_tokens):
         ends = np.append(ends, len(tokens))
     bounds = np.concatenate(([0], ends)).astype(np.int64)
     lengths = np.diff(bounds)
-    pieces = sp["piece"] + (0 if sp["open"] else 1) + np.arange(len(lengths))
+    pieces = split.piece + (0 if split.open else 1) + np.arange(len(lengths))
     doc_ends = tokens[bounds[1:] - 1] == eot
-    if rule[0] == "fraction":
-        val = (pieces >= 1) & (np.ceil(pieces * rule[1]) > np.ceil((pieces - 1) * rule[1]))
+    if rule.kind == "fraction":
+        val = (pieces >= 1) & (np.ceil(pieces * rule.amount) > np.ceil((pieces - 1) * rule.amount))
     else:
-        val, have = np.zeros(len(lengths), bool), sp["tokens"][VAL]
-        for i in range(len(lengths)):
-            if sp["doc"] is None:
-                if sp["val_done"]:
-                    break  # the rest is train
-                sp["doc"] = VAL if have < rule[1] else TRAIN
-            val[i] = sp["doc"] == VAL
-            have += int(lengths[i]) * bool(val[i])
-            if doc_ends[i]:
-                sp["doc"], sp["val_done"] = None, have >= rule[1]
+        val = first_documents_to_val(lengths, doc_ends, split, rule.amount)
     mask = np.repeat(val, lengths)
     parts = tokens[~mask], tokens[mask]
     for s in (TRAIN, VAL):
-        sp["tokens"][s] += len(parts[s])
-        sp["docs"][s] += int(np.count_nonzero(parts[s] == eot))
-    sp["piece"], sp["open"] = int(pieces[-1]), not doc_ends[-1] and len(tokens) not in cuts
+        split.tokens[s] += len(parts[s])
+        split.docs[s] += int(np.count_nonzero(parts[s] == eot))
+    split.piece, split.open = int(pieces[-1]), not doc_ends[-1] and len(tokens) not in cuts
     return parts[TRAIN], parts[VAL], reached
+
+
+def first_documents_to_val(lengths, doc_ends, split: SplitState, val_tokens: int):
+    """Which pieces go to val under --val-tokens: whole documents, while val holds fewer than
+    val_tokens tokens when they start; updates split."""
+    val, have = np.zeros(len(lengths), bool), split.tokens[VAL]
+    for i in range(len(lengths)):
+        if split.doc is None:
+            if split.val_done:
+                break  # the rest is train
+            split.doc = VAL if have < val_tokens else TRAIN
+        val[i] = split.doc == VAL
+        have += int(lengths[i]) * bool(val[i])
+        if doc_ends[i]:
+            split.doc, split.val_done = None, have >= val_tokens
+    return val
 
 
 # -----------------------------------------------------------------------------
@@ -1396,19 +1627,20 @@ def fsync_files(files):
 
 
 class Writer:
-    """What the writers of the formats share: an open file per split (train, val) and their state
-    fs, saved in each checkpoint after the files are fsynced. Each has open(fs), write(split,
-    tokens), settle() (after a checkpoint), finish() (the list of files) and eot_before."""
+    """What the writers of the formats share: an open file per split (train, val) and the state
+    of the files (a dataclass, saved in each checkpoint after the files are fsynced). Each has
+    open(state from a checkpoint or None), write(split, tokens: EOT after each document),
+    settle() (after a checkpoint) and finish() (the list of files written)."""
 
-    def __init__(self, out_dir, dtype):
-        self.dir, self.dtype, self.files = out_dir, np.dtype(dtype), [None, None]
+    def __init__(self, fmt, out_dir, dtype, _config, eot):
+        self.fmt, self.dir, self.dtype, self.eot, self.files = fmt, out_dir, np.dtype(dtype), eot, [None, None]
 
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def state(self):
+    def state(self) -> dict:
         fsync_files(self.files)
-        return json.loads(json.dumps(self.fs))
+        return asdict(self.fs)
 
     def close(self):
         for f in self.files:
@@ -1417,28 +1649,28 @@ class Writer:
         self.files = [None, None]
 
 
+@dataclass
+class BinFiles:
+    tokens: list = field(default_factory=lambda: [0, 0])   # in each file
+
+
 class BinWriter(Writer):
     """nanoGPT's train.bin and val.bin: flat, headerless, native-endian, EOT after each document.
     Written as *.bin.partial, renamed when complete."""
-    eot_before = False
 
-    def __init__(self, out_dir, dtype, opts, eot):
-        super().__init__(out_dir, dtype)
-
-    def open(self, fs):
-        """From the checkpoint's file state: the tokens in each file."""
-        self.fs = fs or dict(tokens=[0, 0])
+    def open(self, saved):
+        self.fs = BinFiles(**saved) if saved else BinFiles()
         for i, s in enumerate(SPLITS):
             partial = self.path(f"{s}.bin.partial")
-            if not fs:
+            if not saved:
                 open(partial, "wb").close()
             elif not os.path.exists(partial) and os.path.exists(self.path(f"{s}.bin")):
                 os.replace(self.path(f"{s}.bin"), partial)  # renamed by a finish a kill cut short
-            self.files[i] = truncate_open(partial, self.fs["tokens"][i] * self.dtype.itemsize)
+            self.files[i] = truncate_open(partial, self.fs.tokens[i] * self.dtype.itemsize)
 
     def write(self, split, tokens):
         self.files[split].write(tokens.data)
-        self.fs["tokens"][split] += len(tokens)
+        self.fs.tokens[split] += len(tokens)
 
     def settle(self):
         pass
@@ -1449,10 +1681,7 @@ class BinWriter(Writer):
         for s in SPLITS:
             if os.path.exists(self.path(f"{s}.bin.partial")):
                 os.replace(self.path(f"{s}.bin.partial"), self.path(f"{s}.bin"))
-        return [dict(file=f"{s}.bin", split=s, tokens=self.fs["tokens"][i]) for i, s in enumerate(SPLITS)]
-
-
-LLMC_MAX_TOKENS = (1 << 31) - 1   # llm.c's header holds the token count as an int32
+        return [dict(file=f"{s}.bin", split=s, tokens=self.fs.tokens[i]) for i, s in enumerate(SPLITS)]
 
 
 def llmc_header(n, dtype):
@@ -1471,6 +1700,17 @@ def npy_header(n, dtype):
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + d.encode("latin1").ljust(117) + b"\n"
 
 
+@dataclass
+class ShardFiles:
+    done: list = field(default_factory=lambda: [[], []])   # per split: [name, tokens, documents] of each shard done
+    index: list = field(default_factory=lambda: [1, 0])    # the open shard's number (val's is 0)
+    length: list = field(default_factory=lambda: [0, 0])   # its tokens
+    docs: list = field(default_factory=lambda: [0, 0])     # its documents
+    doc_start: list = field(default_factory=lambda: [None, None])  # where its last document starts
+    carry: list = field(default_factory=list)              # the token held back (see write)
+    closing: list = field(default_factory=list)            # [closing name, final name, tokens] of full shards
+
+
 class ShardWriter(Writer):
     """Shards for llm.c / modded-nanogpt (.bin, a 1024-byte header) or build-nanogpt (.npy):
     {prefix}_val_000000, ..., {prefix}_train_000001, ...; EOT before each document. A shard ends
@@ -1480,19 +1720,15 @@ class ShardWriter(Writer):
     "train" or "val"). A full shard is renamed .closing-t000001 (say),
     and given its header and final name only after a checkpoint records it (settle): a kill at
     any moment resumes to the same bytes."""
-    eot_before = True
 
-    def __init__(self, out_dir, dtype, opts, eot):
-        super().__init__(out_dir, dtype)
-        self.eot = eot
-        self.ext, self.header = (".bin", llmc_header) if opts.format == "llmc" else (".npy", npy_header)
-        self.prefix, self.cap = opts.prefix, [opts.shard_tokens, opts.shard_tokens]
-        if opts.val_rule[0] == "tokens":
-            self.cap[VAL] = math.inf
+    def __init__(self, fmt, out_dir, dtype, config, eot):
+        super().__init__(fmt, out_dir, dtype, config, eot)
+        self.header, self.prefix = fmt.header, config.prefix
+        self.cap = [config.shard_tokens, math.inf if config.val_rule.kind == "tokens" else config.shard_tokens]
         self.hlen = len(self.header(0, self.dtype))
 
     def shard_name(self, split, index):
-        return f"{self.prefix}_{SPLITS[split]}_{index:06d}{self.ext}"
+        return f"{self.prefix}_{SPLITS[split]}_{index:06d}{self.fmt.extension}"
 
     def partial(self, split):
         return self.path(f".in-progress-{SPLITS[split][0]}")
@@ -1500,18 +1736,15 @@ class ShardWriter(Writer):
     def closing(self, split, index):
         return self.path(f".closing-{SPLITS[split][0]}{index:06d}")
 
-    def open(self, fs):
-        """From the checkpoint's file state: shards done ([name, tokens, documents]), the open
-        one's index, length (tokens), documents and last document start, the token held back."""
-        self.fs = fs or dict(done=[[], []], index=[1, 0], length=[0, 0], docs=[0, 0],
-                             doc_start=[None, None], carry=[self.eot, self.eot], closing=[])
+    def open(self, saved):
+        self.fs = ShardFiles(**saved) if saved else ShardFiles(carry=[self.eot, self.eot])
         self.settle()  # (what the checkpoint recorded as full, if a kill came first)
         for s in (TRAIN, VAL):
-            name = self.shard_name(s, self.fs["index"][s])
-            for stray in (self.closing(s, self.fs["index"][s]), self.path(name)):
+            name = self.shard_name(s, self.fs.index[s])
+            for stray in (self.closing(s, self.fs.index[s]), self.path(name)):
                 if os.path.exists(stray):  # closed after the checkpoint: its data is the open shard's
                     os.replace(stray, self.partial(s))
-            self.files[s] = self.start_file(s, self.fs["length"][s])
+            self.files[s] = self.start_file(s, self.fs.length[s])
 
     def start_file(self, s, length):
         if length == 0:
@@ -1525,16 +1758,16 @@ class ShardWriter(Writer):
         if not len(tokens):
             return
         fs = self.fs
-        out = np.concatenate(([fs["carry"][split]], tokens[:-1])).astype(self.dtype)
-        fs["carry"][split] = int(tokens[-1])
+        out = np.concatenate(([fs.carry[split]], tokens[:-1])).astype(self.dtype)
+        fs.carry[split] = int(tokens[-1])
         while len(out):
-            n, cap = fs["length"][split], self.cap[split]
+            n, cap = fs.length[split], self.cap[split]
             starts = n + np.flatnonzero(out == self.eot)
             if n + len(out) <= cap:
                 self.append(split, out)
                 return
             # the shard ends at the last document start that fits, else (one document) at cap
-            fits = [int(p) for p in [fs["doc_start"][split], *starts[starts <= cap][-1:]] if p]
+            fits = [int(p) for p in [fs.doc_start[split], *starts[starts <= cap][-1:]] if p]
             end = max(fits, default=cap)
             if end > n:
                 self.append(split, out[:end - n])
@@ -1545,10 +1778,10 @@ class ShardWriter(Writer):
         fs = self.fs
         starts = np.flatnonzero(tokens == self.eot)
         if len(starts):
-            fs["doc_start"][split] = fs["length"][split] + int(starts[-1])
+            fs.doc_start[split] = fs.length[split] + int(starts[-1])
         self.files[split].write(tokens.data)
-        fs["length"][split] += len(tokens)
-        fs["docs"][split] += len(starts)
+        fs.length[split] += len(tokens)
+        fs.docs[split] += len(starts)
 
     def close_shard(self, split, end):
         """Ends split's open shard at token end; what it held past end (the start of one
@@ -1556,24 +1789,24 @@ class ShardWriter(Writer):
         fs = self.fs
         fsync_files([self.files[split]])  # (a checkpoint will record it as full)
         self.files[split].close()  # (before the rename: Windows renames no open file)
-        name = self.shard_name(split, fs["index"][split])
-        closing = self.closing(split, fs["index"][split])
+        name = self.shard_name(split, fs.index[split])
+        closing = self.closing(split, fs.index[split])
         os.replace(self.partial(split), closing)
-        fs["index"][split] += 1
+        fs.index[split] += 1
         self.files[split] = self.start_file(split, 0)
-        docs = fs["docs"][split]
-        fs["length"][split], fs["docs"][split], fs["doc_start"][split] = 0, 0, None
+        docs = fs.docs[split]
+        fs.length[split], fs.docs[split], fs.doc_start[split] = 0, 0, None
         with open(closing, "rb") as old:
             old.seek(self.hlen + end * self.dtype.itemsize)
             while block := old.read(1 << 24):
                 self.append(split, np.frombuffer(block, self.dtype))
-        fs["closing"].append([closing, name, end])
-        fs["done"][split].append([name, end, docs - fs["docs"][split]])
+        fs.closing.append([closing, name, end])
+        fs.done[split].append([name, end, docs - fs.docs[split]])
 
     def settle(self):
         """After a checkpoint: the shards it records as full get their length, header and final
         name (again after a kill: the same)."""
-        for closing, name, n in self.fs["closing"]:
+        for closing, name, n in self.fs.closing:
             if os.path.exists(closing):
                 with open(closing, "r+b") as f:
                     f.truncate(self.hlen + n * self.dtype.itemsize)
@@ -1581,39 +1814,108 @@ class ShardWriter(Writer):
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(closing, self.path(name))
-        if self.fs["closing"]:
+        if self.fs.closing:
             fsync_dir(self.dir)
-        self.fs["closing"] = []
+        self.fs.closing = []
 
     def finish(self):
         """The open shards, completed: the carried last token written unless it is a
         document's EOT (that one moved before the next document, and there is none)."""
         for s in (TRAIN, VAL):
-            if self.fs["carry"][s] != self.eot:
-                self.append(s, np.array([self.fs["carry"][s]], self.dtype))
-            if self.fs["length"][s]:
-                self.close_shard(s, self.fs["length"][s])
+            if self.fs.carry[s] != self.eot:
+                self.append(s, np.array([self.fs.carry[s]], self.dtype))
+            if self.fs.length[s]:
+                self.close_shard(s, self.fs.length[s])
             self.files[s].close()
             os.remove(self.partial(s))
         self.settle()
         return [dict(file=name, split=SPLITS[s], tokens=n, documents=docs)
-                for s in (VAL, TRAIN) for name, n, docs in self.fs["done"][s]]
+                for s in (VAL, TRAIN) for name, n, docs in self.fs.done[s]]
 
 
-WRITERS = {"bin": BinWriter, "llmc": ShardWriter, "npy": ShardWriter}
-HEADERS = {"bin": lambda n, dtype: b"", "llmc": llmc_header, "npy": npy_header}
+def bin_warnings(summary, _shards):
+    return [f"warning: {s}.bin holds only {summary[s]['tokens']} tokens; nanoGPT's train.py needs more "
+            f"than block_size ({BLOCK_SIZE} by default)" +
+            (" and cannot read an empty file" if summary[s]["tokens"] == 0 else "")
+            for s in SPLITS if summary[s]["tokens"] <= BLOCK_SIZE]
 
 
-OUTPUT_NAME = re.compile(r"(train|val)\.bin(\.partial)?|.+_(train|val)_\d{6}\.(bin|npy)|\.in-progress-.+|"
-                         r"\.closing-.+|" + "|".join(map(re.escape, (CHECKPOINT, SUMMARY))))
+def llmc_warnings(summary, shards):
+    said = []
+    if len(shards["train"]) < 2:
+        said.append(f"warning: {plural(len(shards['train']), 'train shard')}: modded-nanogpt's loader needs "
+                    "at least 2 (a smaller --shard-tokens gives more)")
+    if summary["val"]["tokens"] < MODDED_VAL_TOKENS:
+        said.append(f"warning: val holds {summary['val']['tokens']:,} tokens; modded-nanogpt's evaluation "
+                    f"reads {MODDED_VAL_TOKENS:,} from its first val shard (set --val-tokens)")
+    return said
 
 
+class Format(NamedTuple):
+    """An output format: all that this script knows of it."""
+    help: str
+    writer: type                # its Writer
+    extension: str
+    names: str                  # a regex of the names of the files it writes (as trainers list them)
+    header: Callable            # (tokens, dtype) -> the bytes before the tokens of each file
+    eot_before: bool            # the end-of-text token before each document (else after it)
+    prefix: Optional[str]       # the default shard name prefix; None: no shards (one file per split)
+    val_rule: ValRule           # the default
+    max_tokens: Optional[int]   # at most this many tokens in a file
+    uint32: str                 # what a vocabulary over 65,536 tokens means for its trainers
+    warnings: Callable          # (summary, files by split) -> what its trainers will trip over
+
+
+FORMATS = {
+    "bin": Format("nanoGPT's train.bin/val.bin", BinWriter, ".bin", r"(train|val)\.bin(\.partial)?",
+                  lambda _n, _dtype: b"", False, None, ValRule("fraction", VAL_FRACTION), None,
+                  "train.bin/val.bin are written as uint32. nanoGPT's train.py reads uint16: change "
+                  "np.uint16 to np.uint32 in its get_batch, and set vocab_size", bin_warnings),
+    "llmc": Format("llm.c/modded-nanogpt shards", ShardWriter, ".bin", r".+_(train|val)_\d{6}\.bin",
+                   llmc_header, True, "fineweb", ValRule("tokens", VAL_TOKENS), LLMC_MAX_TOKENS,
+                   "the shards are written as uint32 with llm.c's LLaMA-3 header (magic 20240801, version 7), "
+                   "which llm.c's train_llama3.py reads; its GPT-2 loaders and modded-nanogpt read only uint16",
+                   llmc_warnings),
+    "npy": Format("build-nanogpt shards", ShardWriter, ".npy", r".+_(train|val)_\d{6}\.npy",
+                  npy_header, True, "edufineweb", ValRule("tokens", VAL_TOKENS), None,
+                  "the shards are written as uint32", lambda _summary, _shards: []),
+}
+
+# every file a run writes in its output folder, in any format (never read as input, see files_in)
+OUTPUT_NAME = re.compile("|".join([f.names for f in FORMATS.values()] + [r"\.in-progress-.+", r"\.closing-.+"] +
+                                  [re.escape(name) for name in (CHECKPOINT, SUMMARY)]))
 PART_NAME = re.compile(r"unit\d{7}\.(bin|json)(\.partial)?")   # in PARTS (see part_path)
 
 
-def is_output_name(name):
+def is_output_name(name: str) -> bool:
     """Whether a file of this name in the output folder is one a run writes (in any format)."""
     return bool(OUTPUT_NAME.fullmatch(name))
+
+
+# -----------------------------------------------------------------------------
+# the output folder: the format's writer, the checkpoint and the summary
+
+@dataclass
+class Checkpoint:
+    """A run's state after the last chunk written; prepare.checkpoint.json is its asdict."""
+    fingerprint: dict           # what the bytes depend on (see fingerprints)
+    next_unit: int = 0          # the unit being read
+    unit_state: Optional[Place] = None   # where in it (None: at its start)
+    split: SplitState = field(default_factory=SplitState)
+    files: Optional[dict] = None  # the writer's file state (None: no file written yet)
+    counts: Counts = field(default_factory=Counts)
+    seconds: float = 0.0        # of work, over all runs
+    done: bool = False          # every unit is read: only the files are left to finish
+    budget: Optional[dict] = None  # where --max-tokens stopped the run
+
+    @classmethod
+    def load(cls, saved: dict, path: str) -> Checkpoint:
+        try:
+            return cls(**dict(saved, unit_state=saved["unit_state"] and Place(**saved["unit_state"]),
+                              split=SplitState(**saved["split"]), counts=Counts(**saved["counts"])))
+        except (KeyError, TypeError):
+            raise UserError(f"{path} was written by another version of this script; run the command "
+                            "with --restart to start over") from None
 
 
 class Output:
@@ -1633,7 +1935,7 @@ class Output:
         """The files of any earlier run here (whatever its format)."""
         return [name for name in os.listdir(self.dir) if is_output_name(name)]
 
-    def start(self, restart):
+    def start(self, restart: bool) -> Optional[Checkpoint]:
         """The state to continue from, or None when this output is already finished."""
         if restart:
             for name in self.outputs():
@@ -1646,7 +1948,7 @@ class Output:
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
                                 f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
                                 "same command as before to finish it, or add --restart to start over")
-            return state
+            return Checkpoint.load(state, self.path(CHECKPOINT))
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
             if summary.get("fingerprint") == self.fingerprint and self.finished_files_match(summary):
@@ -1657,24 +1959,22 @@ class Output:
         if self.outputs():
             raise UserError(f"{self.dir} already holds token files ({', '.join(sorted(self.outputs())[:3])}); "
                             "add --restart to replace them, or choose another --out-dir")
-        state = dict(next_unit=0, unit_state=None, split=new_split_state(), files=None,  # (files: made
-                     counts=new_counts(), seconds=0.0, done=False, budget=None,   # after this is written)
-                     fingerprint=self.fingerprint)
-        write_json(self.path(CHECKPOINT), state)
+        state = Checkpoint(self.fingerprint)  # (its files are made after it is written)
+        write_json(self.path(CHECKPOINT), asdict(state))
         return state
 
     def finished_files_match(self, summary):
         return all(os.path.exists(self.path(f["file"])) for f in summary["files"])
 
-    def checkpoint(self, state):
-        state["files"] = self.writer.state()
+    def checkpoint(self, state: Checkpoint):
+        state.files = self.writer.state()
         self.checkpoints += 1
         if self.checkpoints == self.kill_at:
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # (Windows: TerminateProcess)
-        write_json(self.path(CHECKPOINT), state)
+        write_json(self.path(CHECKPOINT), asdict(state))
         self.writer.settle()
 
-    def finish(self, state, summary_of):
+    def finish(self, summary_of):
         """Completes the files and writes the summary; safe to repeat after a kill."""
         summary = summary_of(self.writer.finish())
         write_json(self.path(SUMMARY), summary)
@@ -1682,97 +1982,33 @@ class Output:
         return summary
 
 
-def changed(old, new):
+def changed(old, new) -> str:
     """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES")
     diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
-        before = {path: rest for path, *rest in old.get("inputs", [])}
-        now = {path: rest for path, *rest in new["inputs"]}
-        files = [p for p in now if before.get(p, now[p]) != now[p]]
-        gone = [p for p in before if p not in now]
-        added = [p for p in now if p not in before]
-        diffs += [f"{what}: {', '.join(ps[:3])}{' ...' if len(ps) > 3 else ''}" for what, ps in
-                  (("input files changed since", files), ("input files no longer given", gone),
-                   ("new input files", added)) if ps]
-        diffs += [] if files or gone or added else ["the order of the input files"]
+        diffs += changed_inputs(old.get("inputs", []), new["inputs"])
     return ", ".join(diffs)
 
 
+def changed_inputs(old: list, new: list) -> list:
+    """Which input files changed, went or came between two fingerprints' [path, size, mtime]s."""
+    before = {path: rest for path, *rest in old}
+    now = {path: rest for path, *rest in new}
+    files = [p for p in now if before.get(p, now[p]) != now[p]]
+    gone = [p for p in before if p not in now]
+    added = [p for p in now if p not in before]
+    diffs = [f"{what}: {', '.join(ps[:3])}{' ...' if len(ps) > 3 else ''}" for what, ps in
+             (("input files changed since", files), ("input files no longer given", gone),
+              ("new input files", added)) if ps]
+    return diffs or ["the order of the input files"]
+
+
 # -----------------------------------------------------------------------------
-# the run: one machine end to end, or a shard of the units (--shard I/N) and then --merge
-
-def make_summary(state, inputs, enc, dtype, opts, files):
-    sp, counts = state["split"], state["counts"]
-    return dict(
-        encoding=enc.name, dtype=np.dtype(dtype).name, vocab_size=enc.n_vocab, eot=enc.eot_token,
-        format=opts.format, eot_placement="before each document" if WRITERS[opts.format].eot_before
-        else "after each document",
-        **{s: dict(tokens=sp["tokens"][i], documents=sp["docs"][i]) for i, s in enumerate(SPLITS)},
-        files=files, inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
-        budget=state["budget"], empty_rows=counts["empty_rows"], forced_cuts=counts["forced_cuts"],
-        invalid_utf8_bytes=counts["bad_bytes"], first_invalid_utf8=counts["first_bad"],
-        bad_lines=counts.get("bad_lines", 0), first_bad_line=line_place(inputs, counts.get("first_bad_line")),
-        skipped_files=counts["skipped_files"], seconds=round(state["seconds"], 1),
-        fingerprint=state["fingerprint"])
-
-
-def line_place(inputs, place):
-    """'path line N' for [path, byte] (N counted once, here), or None."""
-    if not place:
-        return None
-    inp = next(i for i in inputs if i.path == place[0])
-    return f"{inp.path} line {line_number(inp, place[1]):,}"
-
-
-def plural(n, noun):
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def report(summary, out_dir):
-    """The plain summary at the end, and warnings about what the trainers will trip over."""
-    say = lambda msg: print(msg, file=sys.stderr)
-    t, v = summary["train"], summary["val"]
-    rate = f" ({(t['tokens'] + v['tokens']) / summary['seconds'] / 1e6:.2f}M tokens/s)" if summary["seconds"] >= 1 else ""
-    shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
-    place = {s: os.path.join(out_dir, shards[s][0]["file"]) if len(shards[s]) == 1 else
-             f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
-    print(f"done: train {plural(t['tokens'], 'token')} ({plural(t['documents'], 'document')}, {place['train']}), "
-          f"val {plural(v['tokens'], 'token')} ({plural(v['documents'], 'document')}, {place['val']}), "
-          f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
-    if summary["budget"]:
-        print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
-              f"ends before {summary['budget']['stopped_at']}")
-    if summary["format"] == "bin":
-        for s in SPLITS:
-            if summary[s]["tokens"] <= BLOCK_SIZE:
-                say(f"warning: {s}.bin holds only {summary[s]['tokens']} tokens; nanoGPT's train.py "
-                    f"needs more than block_size ({BLOCK_SIZE} by default)" +
-                    (" and cannot read an empty file" if summary[s]["tokens"] == 0 else ""))
-    elif summary["format"] == "llmc":
-        if len(shards["train"]) < 2:
-            say(f"warning: {plural(len(shards['train']), 'train shard')}: modded-nanogpt's loader needs at least "
-                "2 (a smaller --shard-tokens gives more)")
-        if summary["val"]["tokens"] < MODDED_VAL_TOKENS:
-            say(f"warning: val holds {summary['val']['tokens']:,} tokens; modded-nanogpt's evaluation "
-                f"reads {MODDED_VAL_TOKENS:,} from its first val shard (set --val-tokens)")
-    if summary["forced_cuts"]:
-        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: text ran {MAX_SEARCH:,} characters "
-            f"without a letter or digit followed by whitespace, or held a run of over {LONG_SPACE:,} "
-            "whitespace characters; tokens next to each such cut may differ from a one-shot encoding")
-    if summary["invalid_utf8_bytes"]:
-        say(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
-            f"U+FFFD (the first: {summary['first_invalid_utf8']})")
-    if summary["bad_lines"]:
-        say(f"warning: {plural(summary['bad_lines'], 'line')} that {'is' if summary['bad_lines'] == 1 else 'are'} "
-            f"not JSON left out (--skip-bad-files; the first: {summary['first_bad_line']})")
-    if summary["empty_rows"]:
-        say(f"note: {plural(summary['empty_rows'], 'null or empty row')} skipped")
-    if summary["skipped_files"]:
-        say(f"warning: {plural(len(summary['skipped_files']), 'unreadable file')} left out (wholly or "
-            f"in part): {', '.join(summary['skipped_files'])}")
+# the run: one loop takes encoded chunks in order into where they go (the output, or a shard's
+# parts), with progress, checkpoints and stops
 
 
 class StopRequest:
@@ -1783,7 +2019,7 @@ class StopRequest:
         for sig in STOP_SIGNALS:
             signal.signal(sig, self.handle)
 
-    def handle(self, signum, frame):
+    def handle(self, signum, _frame):
         if self.signum:  # a second Ctrl-C: stop at once (the last checkpoint still holds)
             print("stopped at once: the work up to the last checkpoint is kept; run the same command "
                   "to continue", file=sys.stderr)
@@ -1837,148 +2073,272 @@ def duration(seconds):
         else f"{seconds:.0f} s"
 
 
-def fingerprints(args, inputs, enc):
-    """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
-    parts = dict(encoding=enc.name, text_column=args.text_column, piece_chars=args.piece_chars,
-                 unit_bytes=UNIT_BYTES, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
-    return parts, dict(parts, format=args.format, val_rule=list(args.val_rule), max_tokens=args.max_tokens,
-                       **(dict(shard_tokens=args.shard_tokens, prefix=args.prefix) if args.format != "bin" else {}))
+class ToOutput:
+    """Chunks into the output: split into train and val, written, checkpointed in state."""
+
+    def __init__(self, out: Output, state: Checkpoint, config: Config, inputs, units, eot):
+        self.out, self.state, self.config, self.inputs, self.units, self.eot = out, state, config, inputs, units, eot
+        self.started = self.last_checkpoint = time.time()
+        self.seconds_before = state.seconds
+        out.writer.open(state.files)
+
+    def take(self, item: Encoded) -> bool:
+        """Writes the chunk's tokens; whether --max-tokens is reached."""
+        state, chunk = self.state, item.chunk
+        train, val, reached = split_chunk(item.tokens, item.cuts, state.split, self.config.val_rule, self.eot,
+                                          self.config.max_tokens)
+        self.out.writer.write(TRAIN, train)
+        self.out.writer.write(VAL, val)
+        state.counts.add(chunk.counts)
+        if chunk.finished:
+            state.next_unit, state.unit_state = item.unit + 1, None
+        elif chunk.place:
+            state.next_unit, state.unit_state = item.unit, chunk.place
+        state.seconds = self.seconds_before + time.time() - self.started
+        if reached:
+            state.budget = dict(max_tokens=self.config.max_tokens, stopped_at=where(
+                self.inputs, self.units[item.unit], chunk.place or state.unit_state))
+        return reached
+
+    def may_stop(self):
+        """At a chunk that a run may stop after: a checkpoint, when one is due."""
+        if time.time() - self.last_checkpoint >= self.config.checkpoint_seconds:
+            self.out.checkpoint(self.state)
+            self.last_checkpoint = time.time()
+
+    def failed(self):
+        """An input went bad: what came before it is kept."""
+        self.out.checkpoint(self.state)
+
+    def end(self, complete: bool):
+        self.state.done = self.state.done or complete
+        self.out.checkpoint(self.state)
+
+    def close(self):
+        self.out.writer.close()
 
 
-def setup(args):
-    """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
-    args.piece_chars = PIECE_CHARS  # (the reader processes read it here, not as their own global)
-    args.prefix = args.prefix or ("edufineweb" if args.format == "npy" else "fineweb")
-    if args.val_tokens is not None:
-        args.val_rule = ("tokens", args.val_tokens)
-    elif args.val_fraction is not None:
-        args.val_rule = ("fraction", args.val_fraction)
-    else:  # nanoGPT's convention, or llm.c's
-        args.val_rule = ("fraction", VAL_FRACTION) if args.format == "bin" else ("tokens", VAL_TOKENS)
-    inputs = open_inputs(args.input, args.out_dir, args.text_column, args.skip_bad_files)
-    units = plan_units(inputs)
-    enc = load_encoding(args.encoding)
-    dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
-    lock_name, who = (f".prepare-shard-{args.shard[0]}.lock", "run of this shard is writing to") \
-        if args.shard else (LOCK, "prepare.py run is writing to")
+class ToParts:
+    """Chunks into a shard's parts: unit{u}.bin (tokens, EOT after each document) and .json
+    (where pieces end other than at EOT, counts). A finished unit's part is final (written under
+    another name, fsynced, renamed); a rerun skips it, so a stop loses at most the units in
+    progress."""
+
+    def __init__(self, folder, shard, fingerprint):
+        self.folder, self.shard, self.fingerprint = folder, shard, fingerprint
+        self.parts, self.written = {}, 0   # unit -> the part being written: file, cuts, counts, tokens
+
+    def take(self, item: Encoded) -> bool:
+        u = item.unit
+        if u not in self.parts:
+            self.parts[u] = dict(file=open(part_path(self.folder, u, ".bin.partial"), "wb"), cuts=[],
+                                 counts=Counts(), tokens=0)
+        part = self.parts[u]
+        part["file"].write(item.tokens.data)
+        part["cuts"] += [part["tokens"] + c for c in item.cuts]
+        part["tokens"] += len(item.tokens)
+        part["counts"].add(item.chunk.counts)
+        if item.chunk.finished:
+            del self.parts[u]
+            fsync_files([part["file"]])
+            part["file"].close()
+            os.replace(part_path(self.folder, u, ".bin.partial"), part_path(self.folder, u, ".bin"))
+            write_json(part_path(self.folder, u, ".json"), dict(
+                tokens=part["tokens"], cuts=part["cuts"], counts=asdict(part["counts"]), shard=list(self.shard),
+                fingerprint=self.fingerprint))
+            self.written += 1
+        return False
+
+    def may_stop(self):
+        pass
+
+    def failed(self):
+        pass
+
+    def end(self, complete: bool):
+        pass
+
+    def close(self):
+        for part in self.parts.values():
+            part["file"].close()
+
+
+def take_all(encoded: Iterator[Encoded], sink, units: list, bar: Progress, done_weight: int) -> int:
+    """Takes the encoded chunks, in order, into sink (ToOutput or ToParts) until they are used up
+    or --max-tokens is reached (then 0), or until a stop signal (then its number: the run
+    stops after the next chunk that has a place to resume from). An input error is raised
+    after the sink has kept what came before it."""
+    stop = StopRequest()
+    complete = False
     try:
-        os.makedirs(args.out_dir, exist_ok=True)
-        lock = take_lock(args.out_dir, lock_name, who)
+        try:
+            for item in encoded:
+                full = sink.take(item)
+                chunk = item.chunk
+                done_weight += units[item.unit].weight if chunk.finished else 0
+                bar.update(done_weight if chunk.finished else done_weight + chunk.place.progress if chunk.place
+                           else bar.n, len(item.tokens))
+                if full:
+                    complete = True
+                    break
+                if not (chunk.finished or chunk.place):
+                    continue  # (inside a long document: no place to stop or resume at)
+                if stop.signum:
+                    break
+                sink.may_stop()
+            else:
+                complete = True
+        except UserError:
+            sink.failed()
+            raise
+        sink.end(complete)
+    finally:
+        encoded.close()
+        bar.close()
+        sink.close()
+    return 0 if complete else stop.signum
+
+
+def make_summary(state: Checkpoint, inputs, enc, dtype, config: Config, files) -> dict:
+    counts = state.counts
+    return dict(
+        encoding=enc.name, dtype=np.dtype(dtype).name, vocab_size=enc.n_vocab, eot=enc.eot_token,
+        format=config.format, eot_placement="before each document" if FORMATS[config.format].eot_before
+        else "after each document",
+        **{s: dict(tokens=state.split.tokens[i], documents=state.split.docs[i]) for i, s in enumerate(SPLITS)},
+        files=files, inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
+        budget=state.budget, empty_rows=counts.empty_rows, forced_cuts=counts.forced_cuts,
+        invalid_utf8_bytes=counts.bad_bytes, first_invalid_utf8=counts.first_bad,
+        bad_lines=counts.bad_lines, first_bad_line=line_place(inputs, counts.first_bad_line),
+        skipped_files=counts.skipped_files, seconds=round(state.seconds, 1),
+        fingerprint=state.fingerprint)
+
+
+def line_place(inputs, place):
+    """'path line N' for [path, byte] (N counted once, here), or None."""
+    if not place:
+        return None
+    inp = next(i for i in inputs if i.path == place[0])
+    return f"{inp.path} line {line_number(inp, place[1]):,}"
+
+
+def report(summary, out_dir):
+    """The plain summary at the end, and warnings about what the trainers will trip over."""
+    say = lambda msg: print(msg, file=sys.stderr)
+    t, v = summary["train"], summary["val"]
+    rate = f" ({(t['tokens'] + v['tokens']) / summary['seconds'] / 1e6:.2f}M tokens/s)" if summary["seconds"] >= 1 else ""
+    shards = {s: [f for f in summary["files"] if f["split"] == s] for s in SPLITS}
+    place = {s: os.path.join(out_dir, shards[s][0]["file"]) if len(shards[s]) == 1 else
+             f"{len(shards[s])} shards in {out_dir}" for s in SPLITS}
+    print(f"done: train {plural(t['tokens'], 'token')} ({plural(t['documents'], 'document')}, {place['train']}), "
+          f"val {plural(v['tokens'], 'token')} ({plural(v['documents'], 'document')}, {place['val']}), "
+          f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
+    if summary["budget"]:
+        print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
+              f"ends before {summary['budget']['stopped_at']}")
+    for warning in FORMATS[summary["format"]].warnings(summary, shards):
+        say(warning)
+    if summary["forced_cuts"]:
+        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: text ran {MAX_SEARCH:,} characters "
+            f"without a letter or digit followed by whitespace, or held a run of over {LONG_SPACE:,} "
+            "whitespace characters; tokens next to each such cut may differ from a one-shot encoding")
+    if summary["invalid_utf8_bytes"]:
+        say(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
+            f"U+FFFD (the first: {summary['first_invalid_utf8']})")
+    if summary["bad_lines"]:
+        say(f"warning: {plural(summary['bad_lines'], 'line')} that {'is' if summary['bad_lines'] == 1 else 'are'} "
+            f"not JSON left out (--skip-bad-files; the first: {summary['first_bad_line']})")
+    if summary["empty_rows"]:
+        say(f"note: {plural(summary['empty_rows'], 'null or empty row')} skipped")
+    if summary["skipped_files"]:
+        say(f"warning: {plural(len(summary['skipped_files']), 'unreadable file')} left out (wholly or "
+            f"in part): {', '.join(summary['skipped_files'])}")
+
+
+def fingerprints(config: Config, inputs, enc) -> tuple:
+    """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
+    parts = dict(encoding=enc.name, text_column=config.text_column, piece_chars=config.piece_chars,
+                 unit_bytes=config.unit_bytes, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
+    shards = dict(shard_tokens=config.shard_tokens, prefix=config.prefix) if config.prefix else {}
+    return parts, dict(parts, format=config.format, val_rule=list(config.val_rule), max_tokens=config.max_tokens,
+                       **shards)
+
+
+def setup(config: Config) -> tuple:
+    """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
+    inputs = open_inputs(config)
+    units = plan_units(inputs, config)
+    enc = load_encoding(config.encoding)
+    dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
+    lock_name, who = (f".prepare-shard-{config.shard[0]}.lock", "run of this shard is writing to") \
+        if config.shard else (LOCK, "prepare.py run is writing to")
+    try:
+        os.makedirs(config.out_dir, exist_ok=True)
+        lock = take_lock(config.out_dir, lock_name, who)
     except OSError as e:
-        raise UserError(f"cannot write to {args.out_dir} ({e.strerror}); choose another --out-dir") from None
+        raise UserError(f"cannot write to {config.out_dir} ({e.strerror}); choose another --out-dir") from None
     return inputs, units, enc, dtype, lock
 
 
-def warn_uint32(enc, args):
-    names = "train.bin/val.bin are written as uint32. nanoGPT's train.py reads uint16: change " \
-            "np.uint16 to np.uint32 in its get_batch, and set vocab_size" if args.format == "bin" else \
-        "the shards are written as uint32 with llm.c's LLaMA-3 header (magic 20240801, version 7), which " \
-        "llm.c's train_llama3.py reads; its GPT-2 loaders and modded-nanogpt read only uint16"
-    print(f"warning: '{enc.name}' has {enc.n_vocab:,} tokens, more than uint16 holds: {names}.", file=sys.stderr)
-
-
-def prepare(args):
-    inputs, units, enc, dtype, lock = setup(args)
+def prepare(config: Config) -> int:
+    inputs, units, enc, dtype, lock = setup(config)
+    fmt = FORMATS[config.format]
     if dtype is np.uint32:
-        warn_uint32(enc, args)
-    parts_fp, fingerprint = fingerprints(args, inputs, enc)
-    if args.shard:
-        return shard_run(args, inputs, units, enc, dtype, parts_fp)
-    check_val_tokens(args, inputs)
-    if args.merge:
-        check_parts(args.parts_dir, inputs, units, parts_fp)
-    out = Output(args.out_dir, fingerprint, WRITERS[args.format](args.out_dir, dtype, args, enc.eot_token))
-    state = out.start(args.restart)
+        print(f"warning: '{enc.name}' has {enc.n_vocab:,} tokens, more than uint16 holds: {fmt.uint32}.",
+              file=sys.stderr)
+    parts_fp, fingerprint = fingerprints(config, inputs, enc)
+    if config.shard:
+        return shard_run(config, inputs, units, enc, dtype, parts_fp)
+    check_val_tokens(config, inputs)
+    if config.merge:
+        check_parts(config.parts_dir, inputs, units, parts_fp)
+    out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, enc.eot_token))
+    state = out.start(config.restart)
     if state is None:
-        print(f"already done: {args.out_dir} holds the output of these inputs and options "
+        print(f"already done: {config.out_dir} holds the output of these inputs and options "
               "(add --restart to make it again)", file=sys.stderr)
         return 0
-    add_counts(state["counts"], dict(new_counts(), skipped_files=[i.path for i in inputs if i.bad]))
-    todo = [] if state["done"] else range(state["next_unit"], len(units))  # (done: files left to finish)
-    chunks = part_chunks(args.parts_dir, units, todo, state["unit_state"], dtype) if args.merge else \
-        encoded_chunks(inputs, units, todo, state["unit_state"], args, enc, dtype)
-    stopped = write_all(chunks, state, out, inputs, units, args, enc.eot_token)
-    if stopped:
-        return stopped
-    if sum(state["split"]["tokens"]) == 0:
-        raise UserError("the input holds no text to tokenize (" +
-                        ", ".join(i.path for i in inputs) + "); nothing was written")
-    if args.val_rule[0] == "tokens" and state["split"]["tokens"][TRAIN] == 0:
-        raise UserError(f"the input holds only {state['split']['tokens'][VAL]:,} tokens, and all went to val "
-                        f"(--val-tokens {args.val_rule[1]:,}); run again with --restart and a smaller --val-tokens")
-    out.writer.open(state["files"])
-    summary = out.finish(state, lambda files: make_summary(state, inputs, enc, dtype, args, files))
-    report(summary, args.out_dir)
+    state.counts.add(Counts(skipped_files=[i.path for i in inputs if i.bad]))
+    todo = [] if state.done else range(state.next_unit, len(units))  # (done: files left to finish)
+    encoded = part_chunks(config.parts_dir, units, todo, state.unit_state, dtype) if config.merge else \
+        encoded_chunks(inputs, units, todo, state.unit_state, config, enc, dtype)
+    done_weight = sum(u.weight for u in units[:state.next_unit])
+    bar = Progress("merging" if config.merge else "tokenizing", sum(u.weight for u in units),
+                   done_weight + (state.unit_state.progress if state.unit_state else 0))
+    stopped = take_all(encoded, ToOutput(out, state, config, inputs, units, enc.eot_token), units, bar, done_weight)
+    if not state.done:
+        print(f"stopped at {bar.percent():.0f}%; run the same command to continue", file=sys.stderr)
+        return 128 + stopped
+    check_split(state.split, config, inputs)
+    out.writer.open(state.files)
+    summary = out.finish(lambda files: make_summary(state, inputs, enc, dtype, config, files))
+    report(summary, config.out_dir)
     os.close(lock)
     return 0
 
 
-def check_val_tokens(args, inputs):
+def check_split(split: SplitState, config: Config, inputs):
+    """Refuses to finish output that a trainer cannot use: no token at all, or no train."""
+    if sum(split.tokens) == 0:
+        raise UserError("the input holds no text to tokenize (" +
+                        ", ".join(i.path for i in inputs) + "); nothing was written")
+    if config.val_rule.kind == "tokens" and split.tokens[TRAIN] == 0:
+        raise UserError(f"the input holds only {split.tokens[VAL]:,} tokens, and all went to val "
+                        f"(--val-tokens {config.val_rule.amount:,}); run again with --restart and a smaller --val-tokens")
+
+
+def check_val_tokens(config: Config, inputs):
     """An input that cannot hold the --val-tokens val split and some train is refused before
     any work, when that is sure (Input.most); else the end of the run says so."""
-    if args.val_rule[0] != "tokens" or any(i.most is None for i in inputs):
+    rule = config.val_rule
+    if rule.kind != "tokens" or any(i.most is None for i in inputs):
         return
     most = sum(i.most for i in inputs)
-    if most <= args.val_rule[1]:
-        raise UserError(f"the input makes at most {most:,} tokens, not more than the {args.val_rule[1]:,} "
-                        f"that go to val (--val-tokens{'' if args.val_tokens else ', the default for --format ' + args.format}); "
+    if most <= rule.amount:
+        default = "" if config.val_rule_given else ", the default for --format " + config.format
+        raise UserError(f"the input makes at most {most:,} tokens, not more than the {rule.amount:,} "
+                        f"that go to val (--val-tokens{default}); "
                         "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
-
-
-def write_all(chunks, state, out, inputs, units, args, eot):
-    """Splits the encoded chunks (in order) and writes them, checkpointing as it goes. Returns 0
-    when the chunks are used up or the token budget is reached, or the exit code when stopped
-    by a signal. An input error is raised after what came before it is saved."""
-    stop = StopRequest()
-    done_weight = sum(u.weight for u in units[:state["next_unit"]])
-    bar = Progress("merging" if args.merge else "tokenizing", sum(u.weight for u in units),
-                   done_weight + (state["unit_state"] or {}).get("progress", 0))
-    started, last_checkpoint = time.time(), time.time()
-    seconds_before = state["seconds"]
-    out.writer.open(state["files"])
-    try:
-        try:
-            for u, tokens, cuts, chunk in chunks:
-                train, val, reached = split_chunk(tokens, cuts, state["split"], args.val_rule, eot, args.max_tokens)
-                out.writer.write(TRAIN, train)
-                out.writer.write(VAL, val)
-                add_counts(state["counts"], chunk["counts"])
-                placed = chunk["progress"] is not None  # (else: inside a long document, see sized_chunks)
-                if chunk["finished"]:
-                    state["next_unit"], state["unit_state"] = u + 1, None
-                    done_weight += units[u].weight
-                elif placed:
-                    state["next_unit"], state["unit_state"] = u, dict(chunk["reached"], progress=chunk["progress"])
-                state["seconds"] = seconds_before + time.time() - started
-                bar.update(done_weight + (0 if chunk["finished"] else chunk["progress"]) if placed else bar.n,
-                           len(train) + len(val))
-                if reached:
-                    state["budget"] = dict(max_tokens=args.max_tokens, stopped_at=where(
-                        inputs, units[u], chunk["reached"] or state["unit_state"]))
-                    break
-                if not placed:
-                    continue  # (no place to stop or resume at)
-                if stop.signum:
-                    break
-                if time.time() - last_checkpoint >= args.checkpoint_seconds:
-                    out.checkpoint(state)
-                    last_checkpoint = time.time()
-            else:
-                state["done"] = True
-        except UserError:  # an input went bad: what came before it is kept
-            out.checkpoint(state)
-            raise
-        state["done"] = state["done"] or bool(state["budget"])
-        out.checkpoint(state)
-    finally:
-        chunks.close()
-        bar.close()
-        out.writer.close()
-    if not state["done"]:
-        print(f"stopped at {bar.percent():.0f}%; run the same command to continue",
-              file=sys.stderr)
-        return 128 + stop.signum
-    return 0
 
 
 # --- several machines: each writes the parts of its shard of the units; --merge joins them
@@ -1987,55 +2347,22 @@ def part_path(parts_dir, u, suffix):
     return os.path.join(parts_dir, f"unit{u:07d}{suffix}")
 
 
-def shard_run(args, inputs, units, enc, dtype, parts_fp):
-    """--shard I/N: the units u with u % N == I, each into --parts-dir as unit{u}.bin (tokens,
-    EOT after each document) and .json (where pieces end other than at EOT, counts). A finished
-    unit is final (written under another name, fsynced, renamed); a rerun skips it, so a stop
-    loses at most the unit in progress."""
-    i, n = args.shard
-    folder = args.parts_dir
+def shard_run(config: Config, inputs, units, enc, dtype, parts_fp) -> int:
+    """--shard I/N: the units u with u % N == I, each into --parts-dir (see ToParts)."""
+    i, n = config.shard
+    folder = config.parts_dir
     os.makedirs(folder, exist_ok=True)
     mine = [u for u in range(len(units)) if u % n == i]
     todo = [u for u in mine if not part_done(folder, u, parts_fp)]
-    stop = StopRequest()
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
     bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
-    parts, written = {}, 0  # unit -> the part being written: file, cuts, counts, tokens
-    chunks = encoded_chunks(inputs, units, todo, None, args, enc, dtype)
-    try:
-        for u, tokens, cuts, chunk in chunks:
-            if u not in parts:
-                parts[u] = dict(file=open(part_path(folder, u, ".bin.partial"), "wb"), cuts=[],
-                                counts=new_counts(), tokens=0)
-            part = parts[u]
-            part["file"].write(tokens.data)
-            part["cuts"] += [part["tokens"] + c for c in cuts]
-            part["tokens"] += len(tokens)
-            add_counts(part["counts"], chunk["counts"])
-            if chunk["finished"]:
-                del parts[u]
-                fsync_files([part["file"]])
-                part["file"].close()
-                os.replace(part_path(folder, u, ".bin.partial"), part_path(folder, u, ".bin"))
-                write_json(part_path(folder, u, ".json"), dict(
-                    tokens=part["tokens"], cuts=part["cuts"], counts=part["counts"], shard=[i, n],
-                    fingerprint=parts_fp))
-                written += 1
-                done_weight += units[u].weight
-            bar.update(bar.n if chunk["progress"] is None else
-                       done_weight + (0 if chunk["finished"] else chunk["progress"]), len(tokens))
-            if stop.signum:
-                break
-    finally:
-        chunks.close()
-        bar.close()
-        for part in parts.values():
-            part["file"].close()
-    left = len(todo) - written
+    parts = ToParts(folder, config.shard, parts_fp)
+    stopped = take_all(encoded_chunks(inputs, units, todo, None, config, enc, dtype), parts, units, bar, done_weight)
+    left = len(todo) - parts.written
     if left:
         print(f"stopped with {plural(left, 'unit')} of this shard's {len(todo)} to go; run the same "
               "command to continue", file=sys.stderr)
-        return 128 + stop.signum
+        return 128 + stopped
     print(f"done: shard {i}/{n}: {plural(len(todo), 'unit')} written to {folder} ({len(mine)} in this "
           "shard); when every shard is done, run the command once more with --merge (and without "
           "--shard, outside the job array) to write the output")
@@ -2067,22 +2394,27 @@ def check_parts(parts_dir, inputs, units, parts_fp):
     missing = [u for u, info in enumerate(infos) if info is None]
     if not missing:
         return
-    n = next((info["shard"][1] for info in infos if info and "shard" in info), None)
-    shards = sorted({u % n for u in missing}) if n else []
-    rerun = ", ".join(f"--shard {i}/{n}" for i in shards) if n else "the --shard runs"
     shown = "; ".join(f"unit {u} ({where(inputs, units[u], None)})" for u in missing[:10])
     raise UserError(f"--merge needs every unit's part in {parts_dir}, and {len(missing)} of {len(units)} are "
                     f"missing or unfinished: {shown}{' ...' if len(missing) > 10 else ''}; run (or rerun) "
-                    f"{rerun}, then --merge again")
+                    f"{shard_runs_of(missing, infos)}, then --merge again")
 
 
-def part_chunks(parts_dir, units, todo, state, dtype, block=1 << 20):
-    """The parts' tokens of the units todo, in blocks, from position state (token) in the first:
-    what encoded_chunks gives on one machine, from disk."""
+def shard_runs_of(missing: list, infos: list) -> str:
+    """The --shard runs that make the missing units (N as the parts there record it)."""
+    n = next((info["shard"][1] for info in infos if info and "shard" in info), None)
+    if not n:
+        return "the --shard runs"
+    return ", ".join(f"--shard {i}/{n}" for i in sorted({u % n for u in missing}))
+
+
+def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator[Encoded]:
+    """The parts' tokens of the units todo, in blocks, from place (its token) in the first: what
+    encoded_chunks gives on one machine, from disk."""
     itemsize = np.dtype(dtype).itemsize
     for u in todo:
         info = read_json(part_path(parts_dir, u, ".json"))
-        start = (state or {}).get("token", 0) if u == todo[0] else 0
+        start = (place.token or 0 if place else 0) if u == todo[0] else 0
         size = os.path.getsize(part_path(parts_dir, u, ".bin")) // itemsize
         if size != info["tokens"]:
             raise UserError(f"{part_path(parts_dir, u, '.bin')} holds {size:,} tokens, but its .json says "
@@ -2091,9 +2423,9 @@ def part_chunks(parts_dir, units, todo, state, dtype, block=1 << 20):
             hi = min(lo + block, size)
             tokens = np.fromfile(part_path(parts_dir, u, ".bin"), dtype, count=hi - lo, offset=lo * itemsize)
             last = hi == size
-            yield u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], dict(
-                counts=info["counts"] if last else new_counts(), finished=last,
-                reached=dict(token=hi), progress=units[u].weight * hi // max(size, 1))
+            yield Encoded(u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], Chunk(
+                [], Counts(**info["counts"]) if last else Counts(), None if last else
+                Place(token=hi, progress=units[u].weight * hi // max(size, 1)), last))
 
 
 # -----------------------------------------------------------------------------
@@ -2120,12 +2452,12 @@ def verify_file(path, want, summary, enc, dtype, shows):
     """Checks one file (its header, size, tokens, end-of-text count); shows a document."""
     if not os.path.exists(path):
         raise UserError(f"{path} is missing")
-    fmt, n = summary["format"], want["tokens"]
-    header = HEADERS[fmt](n, dtype)
+    fmt, n = FORMATS[summary["format"]], want["tokens"]
+    header = fmt.header(n, dtype)
     with open(path, "rb") as f:
         head = f.read(len(header))
     if head != header:
-        raise UserError(f"{path}: its header is not the {fmt} header for {n:,} {dtype.name} tokens")
+        raise UserError(f"{path}: its header is not the {summary['format']} header for {n:,} {dtype.name} tokens")
     size = os.path.getsize(path)
     if size != len(header) + n * dtype.itemsize:
         raise UserError(f"{path} is {size:,} bytes, but the summary says {n:,} "
@@ -2148,14 +2480,15 @@ def verify_file(path, want, summary, enc, dtype, shows):
     print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents")
     if shows:
         ends = np.flatnonzero(start == enc.eot_token)[:3]
-        docs = zip(ends[:-1] + 1, ends[1:]) if fmt != "bin" else zip([-1, *ends[:-1]], ends)
+        docs = zip(ends[:-1] + 1, ends[1:]) if fmt.eot_before else zip([-1, *ends[:-1]], ends)
         for lo, hi in list(docs)[:2]:
-            text = enc.decode(start[lo + (fmt == "bin"):hi].tolist())
+            text = enc.decode(start[lo + (not fmt.eot_before):hi].tolist())
             print(f"  {want['split']} document: {text[:200]!r}{'...' if len(text) > 200 else ''}")
     return eots
 
 
 # -----------------------------------------------------------------------------
+# the command line
 
 def shard_arg(text):
     m = re.fullmatch(r"(\d+)/(\d+)", text or "")
@@ -2173,15 +2506,14 @@ def slurm_shard():
     return None
 
 
-def parse_args(argv):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     p.add_argument("--input", nargs="+", default=[DEFAULT_INPUT],
                    help=f"files ({SUPPORTED}), folders (searched at any depth) or glob patterns "
                         "(default: train_fineweb.txt here)")
     p.add_argument("--out-dir", default=HERE, help="where the output goes (default: this folder)")
-    p.add_argument("--format", choices=sorted(WRITERS), default="bin",
-                   help="bin: nanoGPT's train.bin/val.bin; llmc: llm.c/modded-nanogpt shards; "
-                        "npy: build-nanogpt shards (default bin)")
+    p.add_argument("--format", choices=list(FORMATS), default="bin",
+                   help="; ".join(f"{name}: {fmt.help}" for name, fmt in FORMATS.items()) + " (default bin)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help=f"share of documents held out as val (default {VAL_FRACTION} for --format bin)")
     p.add_argument("--val-tokens", type=int, default=None,
@@ -2189,7 +2521,8 @@ def parse_args(argv):
                         f"(default {VAL_TOKENS:,} for the shard formats)")
     p.add_argument("--shard-tokens", type=int, default=None,
                    help=f"tokens per shard for llmc/npy (default {SHARD_TOKENS:,})")
-    p.add_argument("--prefix", help="shard file name prefix (default fineweb for llmc, edufineweb for npy)")
+    p.add_argument("--prefix", help="shard file name prefix (default " + ", ".join(
+        f"{fmt.prefix} for {name}" for name, fmt in FORMATS.items() if fmt.prefix) + ")")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="stop at the first document end at or after this many tokens (train + val)")
     p.add_argument("--encoding", default="gpt2", help="tiktoken encoding name (default gpt2)")
@@ -2215,38 +2548,58 @@ def parse_args(argv):
     p.add_argument("--strict-utf8", action="store_true",
                    help="stop at invalid UTF-8 instead of replacing it with U+FFFD")
     p.add_argument("--verify", action="store_true", help="check finished output in --out-dir and exit")
+    return p
+
+
+def make_config(argv, **sizes) -> Config:
+    """The run's Config from the command line (sizes: Config's last fields)."""
+    p = parser()
     args = p.parse_args(argv)
     problem = bad_numbers(args)
     if problem:
         p.error(problem)
-    args.shard_tokens = args.shard_tokens or SHARD_TOKENS
-    args.parts_dir = args.parts_dir or os.path.join(args.out_dir, PARTS)
-    args.readers = args.readers or -(-args.workers // CORES_PER_READER)
     if args.shard is None and not args.merge:
         args.shard = slurm_shard()
     if args.shard and args.merge:
         p.error("--merge joins the shards: run it without --shard, once every shard is done")
-    return args
+    fmt = FORMATS[args.format]
+    given = ValRule("tokens", args.val_tokens) if args.val_tokens is not None else \
+        ValRule("fraction", args.val_fraction) if args.val_fraction is not None else None
+    return Config(
+        inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=given or fmt.val_rule,
+        val_rule_given=given is not None, shard_tokens=args.shard_tokens or SHARD_TOKENS,
+        prefix=fmt.prefix and (args.prefix or fmt.prefix), max_tokens=args.max_tokens, encoding=args.encoding,
+        text_column=args.text_column, chunk_size=args.chunk_size, workers=args.workers,
+        readers=args.readers or -(-args.workers // CORES_PER_READER), shard=args.shard, merge=args.merge,
+        parts_dir=args.parts_dir or os.path.join(args.out_dir, PARTS), checkpoint_seconds=args.checkpoint_seconds,
+        restart=args.restart, skip_bad_files=args.skip_bad_files, strict_utf8=args.strict_utf8, verify=args.verify,
+        **sizes)
 
 
-def bad_numbers(args):
+def bad_numbers(args) -> Optional[str]:
     """What is wrong with the options' numbers and combinations, in one sentence; None if nothing."""
-    for name in ("chunk_size", "workers", "readers", "max_tokens", "shard_tokens"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            return f"--{name.replace('_', '-')} must be at least 1"
-    if args.val_tokens is not None and args.val_tokens < 0:
-        return "--val-tokens must be 0 or more"
+    at_least = dict(chunk_size=1, workers=1, readers=1, max_tokens=1, shard_tokens=1, val_tokens=0)
+    for name, least in at_least.items():
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            return f"--{name.replace('_', '-')} must be at least 1" if least else \
+                f"--{name.replace('_', '-')} must be 0 or more"
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 0.5:
         return "--val-fraction must be between 0 and 0.5"
     if not args.checkpoint_seconds >= 0:
         return "--checkpoint-seconds must be 0 or more"
+    return bad_combination(args)
+
+
+def bad_combination(args) -> Optional[str]:
     if args.val_tokens is not None and args.val_fraction is not None:
         return "give --val-tokens or --val-fraction, not both"
-    if args.format == "bin" and (args.shard_tokens is not None or args.prefix is not None):
-        return "--shard-tokens and --prefix name shards, which only --format llmc and npy write"
-    if args.format == "llmc" and max(args.shard_tokens or 0, args.val_tokens or 0) > LLMC_MAX_TOKENS:
-        return (f"--shard-tokens and --val-tokens must be at most {LLMC_MAX_TOKENS:,} for --format llmc "
-                "(llm.c's header holds a shard's token count as an int32)")
+    fmt = FORMATS[args.format]
+    if fmt.prefix is None and (args.shard_tokens is not None or args.prefix is not None):
+        return "--shard-tokens and --prefix name shards, which only --format " + \
+            " and ".join(name for name, f in FORMATS.items() if f.prefix) + " write"
+    if fmt.max_tokens and max(args.shard_tokens or 0, args.val_tokens or 0) > fmt.max_tokens:
+        return (f"--shard-tokens and --val-tokens must be at most {fmt.max_tokens:,} for --format {args.format} "
+                "(its header holds a shard's token count as an int32)")
     return None
 
 
@@ -2258,10 +2611,6 @@ def usable_cpus():
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def version_tuple(v):
-    return tuple((list(map(int, re.findall(r"\d+", v))) + [0, 0, 0])[:3])
 
 
 def check_versions():
@@ -2276,21 +2625,22 @@ def check_versions():
                             f"run: pip install -U {name}")
 
 
-def main(argv=None):
+def main(argv=None, **sizes) -> int:
+    """The command: its exit code. sizes: Config's sizes (the tests make them small)."""
     for stream in (sys.stdout, sys.stderr):  # a path a console cannot show must not stop the run
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    args = parse_args(argv)
+    config = make_config(argv, **sizes)
     try:
         check_versions()
-        return verify(args.out_dir) if args.verify else prepare(args)
+        return verify(config.out_dir) if config.verify else prepare(config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C before the work started: nothing to save
         print("stopped; run the same command to continue", file=sys.stderr)
         return 130
     except OSError as e:  # the machine's trouble, not ours: finished work is on disk
-        where = e.filename or args.out_dir
+        where = e.filename or config.out_dir
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             print(f"error: the disk is full (writing {where}); free some space and run the same "
                   "command again to continue: finished work is kept", file=sys.stderr)

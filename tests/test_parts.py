@@ -1,0 +1,258 @@
+"""Each stage on its own, against an independent reference, so that a failure points at the
+part that broke: the Cutter (pieces), the split (train/val), each shard writer (closing
+shards, resuming from its saved state) and each input kind (units that tile the file, whose
+documents are the file's)."""
+import gzip
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import example, given, strategies as st
+
+from helpers import prepare, txt_documents, txt_layout, write_parquet
+from strategies import DOCS, SETTINGS, TEXTS
+
+
+# --- the Cutter: pieces at the first safe cut at or after every piece_chars characters -----------
+
+def reference_pieces(doc, piece_chars):
+    """Where a document's pieces end, from the whole document at once: the first place at or
+    after each piece_chars characters (counted from the last piece end) between a letter or
+    digit and whitespace (str.isalnum, str.isspace: the rule, without the script's regex)."""
+    ends, last = [], 0
+    while True:
+        i = last + piece_chars
+        while i < len(doc) and not (doc[i - 1].isalnum() and doc[i].isspace()):
+            i += 1
+        if i >= len(doc):
+            return ends + [len(doc)]
+        ends.append(i)
+        last = i
+
+
+def cut_documents(docs, piece_chars, chunk, reads):
+    """Feeds the Cutter each document as a reader does (text arriving in reads-sized parts, the
+    unused rest kept), and returns [(document, piece ends)] rebuilt from its segments."""
+    cut = prepare.Cutter(prepare.Place(), chunk, piece_chars)
+    segments = []
+    for doc in docs:
+        buf = ""
+        for k in range(0, len(doc), reads):
+            buf += doc[k:k + reads]
+            buf = buf[cut.add(buf, final=False):]
+            segments += cut.take()[0]
+        cut.add(buf, final=True)
+        cut.end_document()
+        segments += cut.take()[0]
+    out, text, ends = [], "", []
+    for seg in segments:
+        text += seg.text
+        if seg.ends_document:
+            out.append((text, ends))
+            text, ends = "", []
+        elif seg.ends_piece:
+            ends.append(len(text))
+    assert not text
+    return out
+
+
+@SETTINGS
+@given(docs=DOCS, piece_chars=st.integers(1, 60), chunk=st.integers(1, 50), reads=st.integers(1, 70))
+def test_the_cutter_gives_each_document_whole_with_its_pieces_wherever_reads_fall(docs, piece_chars, chunk, reads):
+    got = cut_documents(docs, piece_chars, chunk, reads)
+    assert [text for text, _ in got] == docs
+    assert [ends + [len(text)] for text, ends in got] == [reference_pieces(d, piece_chars) for d in docs]
+
+
+# --- the split: which pieces go to val -------------------------------------------------------------
+
+EOT = 9
+
+
+def stream_of(doc_pieces):
+    """The tokens of documents given as lists of piece lengths (tokens 1-8; the last piece of
+    each also holds its EOT, and may hold nothing else), the cuts (piece ends that are not
+    document ends), and each token's (piece, document) number."""
+    tokens, cuts, owner, piece = [], [], [], 0
+    for doc, pieces in enumerate(doc_pieces):
+        for k, n in enumerate(pieces):
+            last = k == len(pieces) - 1
+            for _ in range(n):
+                tokens.append(1 + len(tokens) % 8)
+            tokens += [EOT] if last else []
+            owner += [(piece, doc)] * (n + last)
+            cuts += [] if last else [len(tokens)]
+            piece += 1
+    return tokens, cuts, owner
+
+
+def reference_split(tokens, owner, kind, amount):
+    """(train, val) of the whole stream at once, by the rule as the README states it: with a
+    fraction F, piece 1 and then every 1/F-th piece to val; with a token count N, whole
+    documents to val while it holds fewer than N tokens."""
+    if kind == "fraction":
+        to_val = [p >= 1 and np.ceil(p * amount) > np.ceil((p - 1) * amount) for p, _ in owner]
+    else:
+        size = {}
+        for _, doc in owner:
+            size[doc] = size.get(doc, 0) + 1
+        val_docs, have = set(), 0
+        for doc in sorted(size):
+            if have < amount:
+                val_docs.add(doc)
+                have += size[doc]
+        to_val = [doc in val_docs for _, doc in owner]
+    return [t for t, v in zip(tokens, to_val) if not v], [t for t, v in zip(tokens, to_val) if v]
+
+
+@SETTINGS
+@given(doc_pieces=st.lists(st.tuples(st.lists(st.integers(1, 6), max_size=3), st.integers(0, 6)).map(
+           lambda d: d[0] + [d[1]]), min_size=1, max_size=30),
+       rule=st.one_of(st.tuples(st.just("fraction"), st.sampled_from([0.0, 0.1, 0.25, 0.5])),
+                      st.tuples(st.just("tokens"), st.integers(0, 60))),
+       chunk_ends=st.lists(st.integers(0, 200), max_size=8))
+@example(doc_pieces=[[1], [2]], rule=("tokens", 0), chunk_ends=[])  # (--val-tokens 0: val holds nothing)
+@example(doc_pieces=[[1], [2], [3]], rule=("tokens", 2), chunk_ends=[])  # (val reaches N at a document's end)
+def test_the_split_of_a_stream_does_not_depend_on_where_chunks_end(doc_pieces, rule, chunk_ends):
+    tokens, cuts, owner = stream_of(doc_pieces)
+    array = np.array(tokens, np.uint16)
+    split, train, val = prepare.SplitState(), [], []
+    bounds = sorted({min(c, len(tokens)) for c in chunk_ends} | {0, len(tokens)})
+    for lo, hi in zip(bounds, bounds[1:]):
+        chunk_cuts = [c - lo for c in cuts if lo < c <= hi]
+        t, v, reached = prepare.split_chunk(array[lo:hi], chunk_cuts, split, prepare.ValRule(*rule), EOT, None)
+        train += t.tolist()
+        val += v.tolist()
+        assert not reached
+    assert (train, val) == reference_split(tokens, owner, *rule)
+    assert split.tokens == [len(train), len(val)] and split.docs == [train.count(EOT), val.count(EOT)]
+
+
+def test_max_tokens_ends_at_the_first_document_end_at_or_after_it():
+    tokens = np.array([1, 1, EOT, 2, 2, 2, EOT, 3, EOT], np.uint16)
+    for limit, kept in [(1, 3), (3, 3), (4, 7), (7, 7), (8, 9)]:
+        t, v, reached = prepare.split_chunk(tokens, [], prepare.SplitState(), prepare.ValRule("fraction", 0), EOT, limit)
+        assert len(t) + len(v) == kept and reached
+
+
+# --- the shard writers: where shards close, and resuming from their saved state -------------------
+
+def reference_shards(docs, cap):
+    """Shards of the stream 'EOT before each document' (llm.c's convention): each ends at the
+    last document start after its first token and at most cap tokens in, else (inside one
+    long document) at cap tokens."""
+    stream, starts = [], []
+    for doc in docs:
+        starts.append(len(stream))
+        stream += [EOT] + doc
+    shards, s = [], 0
+    while len(stream) - s > cap:
+        inside = [p for p in starts if s < p <= s + cap]
+        end = max(inside) if inside else s + cap
+        shards.append(stream[s:end])
+        s = end
+    return shards + ([stream[s:]] if s < len(stream) else [])
+
+
+def read_shard(path, fmt):
+    data = open(path, "rb").read()
+    if fmt == "llmc":
+        header = np.frombuffer(data[:1024], "<i4")
+        assert list(header[:2]) == [20240520, 1]
+        tokens = np.frombuffer(data[1024:], np.uint16)
+        assert header[2] == len(tokens)
+        return tokens.tolist()
+    return np.load(io.BytesIO(data)).tolist()
+
+
+@SETTINGS
+@given(docs=st.lists(st.lists(st.integers(0, 8), max_size=25), min_size=1, max_size=30),
+       cap=st.integers(2, 40), writes=st.lists(st.integers(1, 50), max_size=10),
+       resume_at=st.sets(st.integers(0, 10), max_size=3), fmt=st.sampled_from(["llmc", "npy"]))
+def test_each_shard_writer_closes_shards_where_the_reference_does_and_resumes_from_its_state(
+        docs, cap, writes, resume_at, fmt, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shards"))
+    config = prepare.make_config(["--out-dir", out, "--format", fmt, "--shard-tokens", str(cap),
+                                  "--val-fraction", "0"])
+    form = prepare.FORMATS[fmt]
+    new_writer = lambda: form.writer(form, out, np.uint16, config, EOT)
+    stream = np.array([t for d in docs for t in d + [EOT]], np.uint16)
+    w = new_writer()
+    w.open(None)
+    lo = 0
+    for k, n in enumerate(writes + [len(stream)]):
+        w.write(prepare.TRAIN, stream[lo:lo + n])
+        lo += n
+        if k in resume_at:  # a checkpoint, then a new writer from its state
+            saved = w.state()
+            w.settle()
+            w.close()
+            w = new_writer()
+            w.open(saved)
+    files = w.finish()
+    names = sorted(f for f in os.listdir(out) if "_train_" in f)
+    assert names == sorted(f["file"] for f in files if f["split"] == "train")
+    assert [read_shard(os.path.join(out, n), fmt) for n in names] == reference_shards(docs, cap)
+    assert not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+# --- input kinds: units that tile each file, whose documents are the file's ------------------------
+
+def documents_of(config):
+    """Every document the units of the inputs give, read unit by unit in this process."""
+    inputs = prepare.open_inputs(config)
+    units = prepare.plan_units(inputs, config)
+    docs, text = [], ""
+    for unit in units:
+        for chunk in prepare.read_unit(inputs, unit, None, config):
+            for seg in chunk.segments:
+                text += seg.text
+                if seg.ends_document:
+                    docs.append(text)
+                    text = ""
+    assert not text
+    return inputs, units, docs
+
+
+def check_tiling(inp, units):
+    """Units cover the file (bytes or row groups) in order, without gaps or overlaps, and their
+    weights add up to its size."""
+    end = inp.size if inp.kind != "parquet" else len(inp.groups)
+    assert units[0].lo == 0 and units[-1].hi == end
+    assert all(a.hi == b.lo for a, b in zip(units, units[1:]))
+    assert sum(u.weight for u in units) == inp.size
+
+
+@SETTINGS
+@given(text=TEXTS, docs=DOCS, unit=st.integers(1, 300), kind=st.sampled_from(["txt", "jsonl", "parquet"]))
+def test_each_input_kinds_units_tile_the_file_and_give_its_documents(text, docs, unit, kind, tmp_path_factory):
+    d = tmp_path_factory.mktemp(kind)
+    path = str(d / f"in.{kind}")
+    if kind == "txt":
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text + txt_layout(docs))
+        want = txt_documents(text + txt_layout(docs))
+    elif kind == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(dict(text=t)) + "\n" for t in docs)
+        want = docs
+    else:
+        write_parquet(path, docs, row_group_size=3)
+        want = docs
+    config = prepare.make_config(["--input", path, "--out-dir", str(d / "o"), "--chunk-size", "7"],
+                                 unit_bytes=unit)
+    inputs, units, got = documents_of(config)
+    check_tiling(inputs[0], units)
+    assert got == want
+
+
+@pytest.mark.parametrize("name, units", [("a.txt.gz", 1), ("a.txt", 4)])
+def test_a_compressed_file_is_one_unit(name, units, tmp_path):
+    data = txt_layout([f"document {i} " * 20 for i in range(40)]).encode()
+    (gzip.open if name.endswith(".gz") else open)(tmp_path / name, "wb").write(data)
+    config = prepare.make_config(["--input", str(tmp_path / name), "--out-dir", str(tmp_path / "o")],
+                                 unit_bytes=len(data) // 4 + 1)
+    inputs = prepare.open_inputs(config)
+    assert len(prepare.plan_units(inputs, config)) == units

@@ -9,7 +9,8 @@ jsonl.gz (a bad line, skipped), json.xz, jsonl.zst and parquet of generated docu
 in all (over the size read without reader processes). Each version runs: bin, llmc and npy
 (small shards, --val-tokens), --max-tokens, --readers 2 --workers 3 --chunk-size 5000, and
 --shard 0/2 + 1/2 + --merge. Prints the sha256 of every output file per version, and exits
-non-zero unless they are equal.
+non-zero unless they are equal. With --resume, also: the baseline is killed (SIGKILL) before its
+2nd and 7th checkpoint, and this version resumes from that checkpoint: the same bytes again.
 """
 import argparse
 import bz2
@@ -59,17 +60,28 @@ def make_input(folder):
     pq.write_table(pa.table({"text": parts[6]}), f"{folder}/g.parquet", row_group_size=100)
 
 
-def digests(script, folder, work):
-    """{run/file: sha256} of every file the runs write."""
+def command(script, folder, target, options, kill_at=None):
+    env = dict(os.environ, PREPARE_TEST_KILL_BEFORE_CHECKPOINT=str(kill_at)) if kill_at else None
+    r = subprocess.run([sys.executable, script, "--input", folder, "--out-dir", target, "--skip-bad-files",
+                        *options], capture_output=True, text=True, env=env)
+    if bool(r.returncode) != bool(kill_at):
+        sys.exit(f"{script} {' '.join(options)}: exit {r.returncode}\n{r.stderr[-2000:]}")
+
+
+def digests(script, folder, work, killed_by=None, kill_at=None):
+    """{run/file: sha256} of every file the runs write (killed_by: a prepare.py that starts each
+    one-command run and is killed before its kill_at-th checkpoint, before this one resumes it)."""
     out = {}
     for name, commands in RUNS.items():
+        if killed_by and len(commands) > 1:
+            continue
         target = os.path.join(work, name)
         shutil.rmtree(target, ignore_errors=True)
         for options in commands:
-            r = subprocess.run([sys.executable, script, "--input", folder, "--out-dir", target,
-                                "--skip-bad-files", *options], capture_output=True, text=True)
-            if r.returncode:
-                sys.exit(f"{script} {' '.join(options)}: exit {r.returncode}\n{r.stderr[-2000:]}")
+            if killed_by:
+                command(killed_by, folder, target, options + ["--chunk-size", "20000", "--checkpoint-seconds", "0"],
+                        kill_at=kill_at)
+            command(script, folder, target, options)
         for f in sorted(os.listdir(target)):
             if f.endswith((".bin", ".npy")):
                 with open(os.path.join(target, f), "rb") as fh:
@@ -81,6 +93,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--baseline", required=True, help="the other prepare.py (an older commit's)")
     p.add_argument("--workdir", default="/tmp/prepare-same-bytes")
+    p.add_argument("--resume", action="store_true", help="also resume the baseline's killed runs with this one")
     a = p.parse_args()
     folder = os.path.join(a.workdir, "input")
     shutil.rmtree(a.workdir, ignore_errors=True)
@@ -92,6 +105,12 @@ def main():
         print(f"{mark:9} {key:40} {ours.get(key, '-')[:16]}  {base.get(key, '-')[:16]}")
     same = ours == base
     print(f"{len(ours)} files: {'the same bytes' if same else 'NOT the same bytes'} as {a.baseline}")
+    for kill_at in ([2, 7] if a.resume else []):
+        resumed = digests(SCRIPT, folder, os.path.join(a.workdir, f"resumed-{kill_at}"), a.baseline, kill_at)
+        ok = all(ours[k] == v for k, v in resumed.items())
+        same = same and ok
+        print(f"{len(resumed)} files, the baseline killed before checkpoint {kill_at} and resumed by this one: "
+              f"{'the same bytes' if ok else 'NOT the same bytes'}")
     sys.exit(0 if same else 1)
 
 

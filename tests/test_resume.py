@@ -1,4 +1,5 @@
 """Stopping and resuming, with real signals to a real process."""
+import json
 import os
 import random
 import re
@@ -156,5 +157,20 @@ def test_finished_run_says_done_and_restart_redoes_it(corpus_txt, uninterrupted,
     stopped_run(corpus_txt, out, "--restart", "--val-fraction", 0.01)
     assert not (out / "train.bin").exists(), "--restart keeps old output where train.py reads"
     r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == uninterrupted
+
+
+def test_a_checkpoint_of_another_shape_is_refused_with_a_sentence(corpus_txt, uninterrupted, tmp_path):
+    """The checkpoint file is the asdict of the run's state: one whose fields this version does
+    not know (another version's) is refused, naming --restart, which then redoes the run."""
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"}).returncode == -signal.SIGKILL
+    cp = checkpoint(out)
+    cp["split"]["pieces_done"] = cp["split"].pop("piece")
+    (out / "prepare.checkpoint.json").write_text(json.dumps(cp))
+    assert_user_error(run(*args), "another version", "--restart")
+    r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted

@@ -50,10 +50,14 @@ if __name__ in ("__main__", "__mp_main__"):
         signal.signal(sig, stop_while_starting if __name__ == "__main__" else signal.SIG_IGN)
 
 import argparse
+import base64
+import binascii
 import bz2
 import errno
 import functools
 import glob
+import hashlib
+import importlib
 import json
 import lzma
 import math
@@ -146,7 +150,8 @@ class ValRule(NamedTuple):
 @dataclass(frozen=True)
 class Config:
     """What a run is asked to do, built once from the command line (make_config); reader
-    processes get a copy. The last three are sizes the tests make small."""
+    processes get a copy. safe_cuts is the tokenizer's (set once it is loaded); the last three
+    are sizes the tests make small."""
     inputs: tuple
     out_dir: str
     format: str                 # a key of FORMATS
@@ -155,7 +160,10 @@ class Config:
     shard_tokens: int
     prefix: Optional[str]       # shard file name prefix (None: a format without shards)
     max_tokens: Optional[int]
-    encoding: str
+    encoding: Optional[str]     # a tiktoken encoding's name, or None: --tokenizer (or gpt2)
+    tokenizer: Optional[str]    # a tokenizer's file
+    tokenizer_pattern: Optional[str]  # the pre-tokenizer regex of a tiktoken BPE file
+    doc_token: Optional[str]    # the text of the token that separates documents (None: the tokenizer's)
     text_column: str
     chunk_size: int
     workers: int
@@ -168,6 +176,7 @@ class Config:
     skip_bad_files: bool
     strict_utf8: bool
     verify: bool
+    safe_cuts: bool = True      # the tokenizer's: documents may be cut at safe places (see find_cut)
     piece_chars: int = PIECE_CHARS
     unit_bytes: int = UNIT_BYTES
     small_input: int = SMALL_INPUT
@@ -360,11 +369,12 @@ WHITESPACE = re.compile(r"\s*")
 SURROGATE = re.compile("[\ud800-\udfff]")   # invalid UTF-8 bytes, as decoded by surrogateescape
 
 
-def find_cut(s, target):
+def find_cut(s, target, safe=True):
     """The first safe cut at or after index target (>= 1) of s: (index, forced=False). If none
-    lies within MAX_SEARCH characters, a forced cut at target + MAX_SEARCH: (index, True).
-    None when s ends first. The answer depends only on s[target-1 : target+MAX_SEARCH]."""
-    m = SAFE_CUT.search(s, target - 1, target + MAX_SEARCH)
+    lies within MAX_SEARCH characters (or safe is False: the tokenizer's cuts are not proven
+    safe), a forced cut at target + MAX_SEARCH: (index, True). None when s ends first. The
+    answer depends only on s[target-1 : target+MAX_SEARCH]."""
+    m = SAFE_CUT.search(s, target - 1, target + MAX_SEARCH) if safe else None
     if m:
         return m.end(), False
     if len(s) >= target + MAX_SEARCH:
@@ -453,8 +463,8 @@ class Cutter:
     pieces never depend on --chunk-size; which split a piece goes to is decided by the writer,
     which sees them in order. Its state is place.in_doc and place.piece_len."""
 
-    def __init__(self, place: Place, chunk: int, piece_chars: int):
-        self.place, self.chunk, self.piece_chars = place, chunk, piece_chars
+    def __init__(self, place: Place, chunk: int, piece_chars: int, safe: bool = True):
+        self.place, self.chunk, self.piece_chars, self.safe = place, chunk, piece_chars, safe
         self.segments, self.chars, self.counts, self.dirty = [], 0, Counts(), False
 
     def wanted(self) -> int:
@@ -476,14 +486,14 @@ class Cutter:
         while True:
             piece_at = i + self.piece_chars - self.place.piece_len
             if not final and piece_at > i + self.chunk:
-                cut = find_cut(s, i + self.chunk) if len(s) - i > self.chunk else None
+                cut = find_cut(s, i + self.chunk, self.safe) if len(s) - i > self.chunk else None
                 if cut is None:
                     break
                 if cut[0] < piece_at:
                     self.emit(s[i:cut[0]], forced=cut[1])
                     i = cut[0]
                     continue
-            cut = find_cut(s, piece_at)
+            cut = find_cut(s, piece_at, self.safe)
             if cut is None or (not final and may_be_the_end(s, cut[0])):
                 break
             self.emit(s[i:cut[0]], ends_piece=True, forced=cut[1])
@@ -1166,7 +1176,7 @@ def read_unit(inputs: list, unit: Unit, place: Optional[Place], config: Config) 
     inp = inputs[unit.file]
     kind = KINDS[inp.kind]
     place = replace(place) if place else Place()
-    cut = Cutter(place, config.chunk_size, config.piece_chars)
+    cut = Cutter(place, config.chunk_size, config.piece_chars, config.safe_cuts)
     try:
         try:
             for progress in kind.read(inp, unit, place, cut, config):
@@ -1277,24 +1287,240 @@ class LocalReader:
 
 
 # -----------------------------------------------------------------------------
-# tokens
+# tokens: a tokenizer is tiktoken's (a built-in encoding, a BPE file, or a tokenizer.json that
+# tiktoken runs exactly) or, for any other tokenizer.json, Hugging Face tokenizers'
 
-def load_encoding(name):
+# The pre-tokenizer patterns for which a safe cut (see SAFE_CUT) is proven, besides tiktoken's
+# built-in encodings': no alternative matches across a letter or digit followed by whitespace,
+# and none looks behind (tests/test_tokenizers.py checks each against one-shot encodings).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+LLAMA3_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+SAFE_PATTERNS = {GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN}
+# Llama 3, 3.1, 3.2: tokenizer.model holds 128,000 ranks; Meta's code adds 256 special tokens
+LLAMA3_RANKS = 128_000
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                   "<|reserved_special_token_1|>", "<|reserved_special_token_2|>", "<|reserved_special_token_3|>",
+                   "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"] + \
+    [f"<|reserved_special_token_{i}|>" for i in range(5, 251)]
+# the token that separates documents, by default: the first of these the tokenizer has (GPT-2's
+# family and most BPEs; Llama 3, as llm.c writes it; SentencePiece's end of sentence)
+DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
+# a tokenizer.json is run by tiktoken only when it encodes this as `tokenizers` does (besides
+# the tests' proof for its family); else through `tokenizers`
+SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
+          "x**2 + 1234567 # don't\r\n<|endoftext|> 'll 've \u3000 \xa0 end   \n\n\n spaces    ")
+
+
+def tiktoken_missing_cache(name, e):
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
+        os.path.join(tempfile.gettempdir(), "data-gym-cache")  # (where tiktoken keeps it)
+    return UserError(f"could not load the '{name}' vocabulary ({type(e).__name__}): tiktoken downloads it "
+                     f"once and keeps it in {cache}; on a machine without internet, copy that cache folder "
+                     "from a machine that has run this, and set TIKTOKEN_CACHE_DIR to it (see README, "
+                     "'Offline use'), or give the vocabulary's file with --tokenizer")
+
+
+class TiktokenTokenizer:
+    """A tiktoken Encoding. Documents are joined by the document token's text, allowed as that
+    token alone, and encoded in one call (tiktoken encodes the text between special tokens on
+    its own: the same tokens as one call per document)."""
+
+    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool):
+        if doc_text not in enc._special_tokens:
+            raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
+                            f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
+        self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
+        self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
+
+    def encode_chunk(self, segments: list, dtype) -> tuple:
+        """Token ids of a chunk's segments, where pieces end other than at a document token
+        (token positions), and how many cuts were forced: (tokens, cuts, forced)."""
+        enc, doc = thread_encoding(self.enc), self.doc_text
+        parts, cuts, forced = [], [], 0
+        for run in runs_to_piece_ends(segments):
+            text = "".join(seg.text + doc if seg.ends_document else seg.text for seg in run)
+            if text.count(doc) == sum(seg.ends_document for seg in run):  # (no token's text overlaps another)
+                calls = [(text, {doc}, False)]
+            else:  # a document holds the token's text: encode one by one
+                calls = [(seg.text, (), seg.ends_document) for seg in run]
+            for t, allowed, doc_after in calls:
+                tokens, n = encode_text(enc, t, allowed)
+                parts.append(tokens)
+                forced += n
+                if doc_after:
+                    parts.append(np.array([self.doc_token], dtype=np.uint32))
+            if run[-1].ends_piece and not run[-1].ends_document:
+                cuts.append(sum(len(p) for p in parts))
+        tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        return tokens, cuts, forced
+
+    def decode(self, ids: list) -> str:
+        return self.enc.decode(ids)
+
+
+class HuggingFaceTokenizer:
+    """A tokenizer.json that tiktoken cannot run exactly, through Hugging Face tokenizers: each
+    piece of text in a call of its own (a batch per chunk), special-token text as text. Its cuts
+    are not proven safe: documents are cut only where they must be (forced cuts)."""
+    safe_cuts = False
+
+    def __init__(self, tok, doc_text: str, name: str, about: dict):
+        tok.encode_special_tokens = True  # (special-token text in a document stays text)
+        self.tok, self.doc_text, self.doc_token = tok, doc_text, tok.token_to_id(doc_text)
+        self.name, self.about = name, about
+        self.n_vocab = max(tok.get_vocab(with_added_tokens=True).values()) + 1
+
+    def encode_chunk(self, segments: list, dtype) -> tuple:
+        runs = list(runs_to_piece_ends(segments, at_documents=True))
+        texts = ["".join(seg.text for seg in run) for run in runs]
+        parts, cuts = [], []
+        for encoding, run in zip(self.tok.encode_batch(texts, add_special_tokens=False), runs):
+            parts.append(np.array(encoding.ids, dtype=np.uint32))
+            if run[-1].ends_document:
+                parts.append(np.array([self.doc_token], dtype=np.uint32))
+            elif run[-1].ends_piece:
+                cuts.append(sum(len(p) for p in parts))
+        tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        return tokens, cuts, 0
+
+    def decode(self, ids: list) -> str:
+        return self.tok.decode(ids, skip_special_tokens=False)
+
+
+def load_tokenizer(config: Config):
+    """The tokenizer of --tokenizer (a file) or --encoding (tiktoken's name; gpt2 by default)."""
+    if config.tokenizer is None:
+        return builtin_tokenizer(config.encoding or "gpt2", config.doc_token)
+    path = config.tokenizer
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UserError(f"cannot read --tokenizer {path} ({e.strerror})") from None
+    about = dict(file=os.path.abspath(path), sha256=hashlib.sha256(data).hexdigest())
+    name = f"{about['file']} (sha256 {about['sha256'][:16]}...)"
+    if path.lower().endswith(".json"):
+        return json_tokenizer(data, config, name, about)
+    return bpe_file_tokenizer(data, config, name, about)
+
+
+def builtin_tokenizer(name: str, doc_text: Optional[str]) -> TiktokenTokenizer:
     if name not in tiktoken.list_encoding_names():
-        raise UserError(f"unknown --encoding '{name}'; valid names: "
-                        f"{', '.join(tiktoken.list_encoding_names())}")
+        raise UserError(f"unknown --encoding '{name}'; valid names: {', '.join(tiktoken.list_encoding_names())} "
+                        "(or give a tokenizer's file with --tokenizer)")
     try:
         enc = tiktoken.get_encoding(name)
     except Exception as e:  # tiktoken raises whatever its download raised
-        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
-            os.path.join(tempfile.gettempdir(), "data-gym-cache")  # (where tiktoken keeps it)
-        raise UserError(f"could not load the '{name}' vocabulary ({type(e).__name__}): tiktoken "
-                        f"downloads it once and keeps it in {cache}; on a machine without "
-                        "internet, copy that cache folder from a machine that has run this, and "
-                        "set TIKTOKEN_CACHE_DIR to it (see README, 'Offline use')") from None
-    if MARKER not in enc.special_tokens_set:
-        raise UserError(f"encoding '{name}' has no {MARKER} token to end documents with")
-    return enc
+        raise tiktoken_missing_cache(name, e) from None
+    doc = doc_text or next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
+    return TiktokenTokenizer(enc, doc, name if doc_text is None else f"{name} ({doc})", dict(encoding=name), True)
+
+
+def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> TiktokenTokenizer:
+    """A tiktoken BPE file (one 'base64-token rank' per line: *.tiktoken, Llama 3's
+    tokenizer.model). Llama 3's (128,000 ranks) gets Meta's pattern and special tokens; another
+    gets --tokenizer-pattern, and its document token right after its ranks."""
+    ranks = {}
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            token, rank = line.split()
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except (ValueError, binascii.Error):
+            if line.strip():
+                raise UserError(f"{config.tokenizer}: line {number:,} is not 'base64-token rank': not a tiktoken "
+                                "BPE file (a Hugging Face tokenizer is read from its tokenizer.json)") from None
+    if len(ranks) == LLAMA3_RANKS and config.tokenizer_pattern is None:
+        pattern, specials = LLAMA3_PATTERN, {t: LLAMA3_RANKS + i for i, t in enumerate(LLAMA3_SPECIALS)}
+        doc = config.doc_token or "<|begin_of_text|>"
+    elif config.tokenizer_pattern is None:
+        raise UserError(f"{config.tokenizer} is a tiktoken BPE file of {len(ranks):,} ranks, not Llama 3's "
+                        "(128,000): give its pre-tokenizer regex with --tokenizer-pattern (GPT-2's and "
+                        "Llama 3's are in the README)")
+    else:
+        pattern, doc = config.tokenizer_pattern, config.doc_token or MARKER
+        specials = {doc: max(ranks.values()) + 1}
+    enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
+                            special_tokens=specials)
+    return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS)
+
+
+def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
+    """A Hugging Face tokenizer.json: as a tiktoken Encoding where it is a byte-level BPE that
+    tiktoken runs exactly (see tiktoken_parts), else through `tokenizers`."""
+    try:
+        spec = json.loads(data)
+        tokenizers = importlib.import_module("tokenizers")
+        tok = tokenizers.Tokenizer.from_str(data.decode("utf-8"))
+    except ImportError:
+        raise UserError(f"{config.tokenizer} is a Hugging Face tokenizer, read with its 'tokenizers' "
+                        "package, which is not installed; run: pip install tokenizers") from None
+    except Exception as e:  # (tokenizers raises its own kinds)
+        raise UserError(f"{config.tokenizer} is not a tokenizer.json that Hugging Face tokenizers reads "
+                        f"({str(e)[:200]})") from None
+    if not hasattr(tok, "encode_special_tokens"):
+        raise UserError("this version of tokenizers cannot encode special-token text as text; "
+                        "run: pip install -U tokenizers")
+    added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+    doc = config.doc_token or next((t for t in DOC_TOKENS if t in added), None)
+    if doc is None or tok.token_to_id(doc) is None:
+        raise UserError(f"{config.tokenizer} has no {'token ' + repr(doc) if doc else 'known document token'} "
+                        f"({' or '.join(DOC_TOKENS)}); name the token that separates documents with --doc-token")
+    parts = tiktoken_parts(spec)
+    if parts is not None:
+        ranks, pattern, specials = parts
+        enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
+                                special_tokens=specials)
+        tok.encode_special_tokens = True
+        if enc.encode(SAMPLE, disallowed_special=()) == tok.encode(SAMPLE, add_special_tokens=False).ids:
+            return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS)
+    return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
+
+
+def byte_level_alphabet() -> dict:
+    """GPT-2's byte-level alphabet: the character that stands for each byte in a vocabulary."""
+    shown = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in shown]
+    return {chr(c): bytes([c]) for c in shown} | {chr(256 + i): bytes([b]) for i, b in enumerate(others)}
+
+
+def tiktoken_parts(spec: dict) -> Optional[tuple]:
+    """(mergeable ranks, pattern, special tokens) of a tokenizer.json that tiktoken runs as
+    `tokenizers` does, else None: a byte-level BPE (no normalizer, no byte fallback, no
+    subword prefixes) whose pre-tokenizer is GPT-2's ByteLevel regex, or one Split regex then
+    ByteLevel; whose merges make tokens in the order of their ids (tiktoken merges by rank);
+    whose added tokens are all special."""
+    model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
+    if model.get("type") != "BPE" or spec.get("normalizer") or model.get("byte_fallback") or \
+            model.get("continuing_subword_prefix") or model.get("end_of_word_suffix") or model.get("dropout"):
+        return None
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    if len(steps) == 1 and steps[0].get("type") == "ByteLevel" and steps[0].get("use_regex", True):
+        pattern = GPT2_PATTERN
+    elif len(steps) == 2 and steps[0].get("type") == "Split" and steps[0].get("behavior") == "Isolated" and \
+            not steps[0].get("invert") and "Regex" in steps[0].get("pattern", {}) and \
+            steps[1].get("type") == "ByteLevel" and not steps[1].get("use_regex", True):
+        pattern = steps[0]["pattern"]["Regex"]
+    else:
+        return None
+    if steps[-1].get("add_prefix_space"):
+        return None
+    added = spec.get("added_tokens", [])
+    specials = {t["content"]: t["id"] for t in added}
+    if not all(t.get("special") for t in added):
+        return None
+    special_ids = set(specials.values())
+    vocab = {token: rank for token, rank in model["vocab"].items() if rank not in special_ids}
+    alphabet = byte_level_alphabet()  # (GPT-2's files also hold <|endoftext|> in the vocabulary)
+    try:
+        ranks = {b"".join(alphabet[c] for c in token): rank for token, rank in vocab.items()}
+    except KeyError:
+        return None  # (a token outside the byte-level alphabet)
+    merges = [m.split(" ") if isinstance(m, str) else m for m in model.get("merges", [])]
+    made = [vocab.get(a + b, -1) for a, b in merges]
+    if len(ranks) != len(vocab) or made != sorted(made) or -1 in made:
+        return None
+    return ranks, pattern, specials
 
 
 _local, _taken, _taking = threading.local(), set(), threading.Lock()
@@ -1359,38 +1585,13 @@ def encode_text(enc, text, allowed=()):
     return np.concatenate([encode_array(enc, part, allowed) for part in parts]), len(cuts)
 
 
-def encode_chunk(enc, segments: list, dtype) -> tuple:
-    """Token ids of a chunk's segments, and where pieces end other than at an end-of-text token
-    (token positions), and how many cuts were forced: (tokens, cuts, forced). Segments up to each such piece end are encoded in one
-    call, with the marker after each document allowed as the end-of-text token: tiktoken encodes
-    the text between special tokens on its own, so this gives the same tokens as encoding
-    segment by segment, in one call instead of hundreds."""
-    enc = thread_encoding(enc)
-    parts, cuts, forced = [], [], 0
-    for run in runs_to_piece_ends(segments):
-        text = "".join(seg.text + MARKER if seg.ends_document else seg.text for seg in run)
-        if text.count(MARKER) == sum(seg.ends_document for seg in run):  # (no marker overlaps another)
-            calls = [(text, {MARKER}, False)]
-        else:  # a document holds the marker as text: encode one by one
-            calls = [(seg.text, (), seg.ends_document) for seg in run]
-        for t, allowed, eot_after in calls:
-            tokens, n = encode_text(enc, t, allowed)
-            parts.append(tokens)
-            forced += n
-            if eot_after:
-                parts.append(np.array([enc.eot_token], dtype=np.uint32))
-        if run[-1].ends_piece and not run[-1].ends_document:
-            cuts.append(sum(len(p) for p in parts))
-    tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
-    return tokens, cuts, forced
-
-
-def runs_to_piece_ends(segments):
-    """segments grouped into runs, each ending at a piece end that is not a document end."""
+def runs_to_piece_ends(segments, at_documents=False):
+    """segments grouped into runs, each ending at a piece end that is not a document end (or,
+    at_documents, at any piece end)."""
     run = []
     for seg in segments:
         run.append(seg)
-        if seg.ends_piece and not seg.ends_document:
+        if seg.ends_piece and (at_documents or not seg.ends_document):
             yield run
             run = []
     if run:
@@ -1474,7 +1675,7 @@ class Scheduler:
                 self.idle.append(r)
 
 
-def encoded_chunks(inputs, units, todo, place, config, enc, dtype) -> Iterator[Encoded]:
+def encoded_chunks(inputs, units, todo, place, config, tok, dtype) -> Iterator[Encoded]:
     """Reads (reader processes), cuts and encodes (threads) the units todo, from place in the
     first; yields their Encoded chunks in order."""
     if not todo:
@@ -1484,7 +1685,7 @@ def encoded_chunks(inputs, units, todo, place, config, enc, dtype) -> Iterator[E
         [ProcessReader(inputs, units, config) for _ in range(min(config.readers, len(todo)))]
     pool = ThreadPoolExecutor(config.workers)
     try:
-        yield from Scheduler(readers, pool, functools.partial(encode_chunk, enc, dtype=dtype), todo, place,
+        yield from Scheduler(readers, pool, functools.partial(tok.encode_chunk, dtype=dtype), todo, place,
                              config.workers * IN_FLIGHT_PER_WORKER).chunks()
     finally:
         for r in readers:
@@ -1986,7 +2187,8 @@ def changed(old, new) -> str:
     """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
-    option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES")
+    option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
+                  encoding="--encoding/--tokenizer/--doc-token")
     diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
@@ -2199,10 +2401,13 @@ def take_all(encoded: Iterator[Encoded], sink, units: list, bar: Progress, done_
     return 0 if complete else stop.signum
 
 
-def make_summary(state: Checkpoint, inputs, enc, dtype, config: Config, files) -> dict:
+def make_summary(state: Checkpoint, inputs, tok, dtype, config: Config, files) -> dict:
     counts = state.counts
     return dict(
-        encoding=enc.name, dtype=np.dtype(dtype).name, vocab_size=enc.n_vocab, eot=enc.eot_token,
+        encoding=tok.name, **(dict(tokenizer=dict(tok.about, pattern=config.tokenizer_pattern))
+                              if config.tokenizer else {}),
+        dtype=np.dtype(dtype).name, vocab_size=tok.n_vocab, eot=tok.doc_token, doc_token=tok.doc_text,
+        cuts="safe" if tok.safe_cuts else "forced only",
         format=config.format, eot_placement="before each document" if FORMATS[config.format].eot_before
         else "after each document",
         **{s: dict(tokens=state.split.tokens[i], documents=state.split.docs[i]) for i, s in enumerate(SPLITS)},
@@ -2238,7 +2443,11 @@ def report(summary, out_dir):
               f"ends before {summary['budget']['stopped_at']}")
     for warning in FORMATS[summary["format"]].warnings(summary, shards):
         say(warning)
-    if summary["forced_cuts"]:
+    if summary["forced_cuts"] and summary.get("cuts") == "forced only":
+        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: this tokenizer's cuts are not proven safe, "
+            f"so documents are cut only where they must be (each {MAX_SEARCH:,} characters past --chunk-size "
+            "or a piece's end); tokens next to each such cut may differ from a one-shot encoding")
+    elif summary["forced_cuts"]:
         say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: text ran {MAX_SEARCH:,} characters "
             f"without a letter or digit followed by whitespace, or held a run of over {LONG_SPACE:,} "
             "whitespace characters; tokens next to each such cut may differ from a one-shot encoding")
@@ -2255,9 +2464,9 @@ def report(summary, out_dir):
             f"in part): {', '.join(summary['skipped_files'])}")
 
 
-def fingerprints(config: Config, inputs, enc) -> tuple:
+def fingerprints(config: Config, inputs, tok) -> tuple:
     """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
-    parts = dict(encoding=enc.name, text_column=config.text_column, piece_chars=config.piece_chars,
+    parts = dict(encoding=tok.name, text_column=config.text_column, piece_chars=config.piece_chars,
                  unit_bytes=config.unit_bytes, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
     shards = dict(shard_tokens=config.shard_tokens, prefix=config.prefix) if config.prefix else {}
     return parts, dict(parts, format=config.format, val_rule=list(config.val_rule), max_tokens=config.max_tokens,
@@ -2268,8 +2477,8 @@ def setup(config: Config) -> tuple:
     """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
     inputs = open_inputs(config)
     units = plan_units(inputs, config)
-    enc = load_encoding(config.encoding)
-    dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
+    tok = load_tokenizer(config)
+    dtype = np.uint16 if tok.n_vocab <= 1 << 16 else np.uint32
     lock_name, who = (f".prepare-shard-{config.shard[0]}.lock", "run of this shard is writing to") \
         if config.shard else (LOCK, "prepare.py run is writing to")
     try:
@@ -2277,22 +2486,23 @@ def setup(config: Config) -> tuple:
         lock = take_lock(config.out_dir, lock_name, who)
     except OSError as e:
         raise UserError(f"cannot write to {config.out_dir} ({e.strerror}); choose another --out-dir") from None
-    return inputs, units, enc, dtype, lock
+    return inputs, units, tok, dtype, lock
 
 
 def prepare(config: Config) -> int:
-    inputs, units, enc, dtype, lock = setup(config)
+    inputs, units, tok, dtype, lock = setup(config)
+    config = replace(config, safe_cuts=tok.safe_cuts)
     fmt = FORMATS[config.format]
     if dtype is np.uint32:
-        print(f"warning: '{enc.name}' has {enc.n_vocab:,} tokens, more than uint16 holds: {fmt.uint32}.",
+        print(f"warning: {tok.name} has {tok.n_vocab:,} tokens, more than uint16 holds: {fmt.uint32}.",
               file=sys.stderr)
-    parts_fp, fingerprint = fingerprints(config, inputs, enc)
+    parts_fp, fingerprint = fingerprints(config, inputs, tok)
     if config.shard:
-        return shard_run(config, inputs, units, enc, dtype, parts_fp)
+        return shard_run(config, inputs, units, tok, dtype, parts_fp)
     check_val_tokens(config, inputs)
     if config.merge:
         check_parts(config.parts_dir, inputs, units, parts_fp)
-    out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, enc.eot_token))
+    out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, tok.doc_token))
     state = out.start(config.restart)
     if state is None:
         print(f"already done: {config.out_dir} holds the output of these inputs and options "
@@ -2301,17 +2511,17 @@ def prepare(config: Config) -> int:
     state.counts.add(Counts(skipped_files=[i.path for i in inputs if i.bad]))
     todo = [] if state.done else range(state.next_unit, len(units))  # (done: files left to finish)
     encoded = part_chunks(config.parts_dir, units, todo, state.unit_state, dtype) if config.merge else \
-        encoded_chunks(inputs, units, todo, state.unit_state, config, enc, dtype)
+        encoded_chunks(inputs, units, todo, state.unit_state, config, tok, dtype)
     done_weight = sum(u.weight for u in units[:state.next_unit])
     bar = Progress("merging" if config.merge else "tokenizing", sum(u.weight for u in units),
                    done_weight + (state.unit_state.progress if state.unit_state else 0))
-    stopped = take_all(encoded, ToOutput(out, state, config, inputs, units, enc.eot_token), units, bar, done_weight)
+    stopped = take_all(encoded, ToOutput(out, state, config, inputs, units, tok.doc_token), units, bar, done_weight)
     if not state.done:
         print(f"stopped at {bar.percent():.0f}%; run the same command to continue", file=sys.stderr)
         return 128 + stopped
     check_split(state.split, config, inputs)
     out.writer.open(state.files)
-    summary = out.finish(lambda files: make_summary(state, inputs, enc, dtype, config, files))
+    summary = out.finish(lambda files: make_summary(state, inputs, tok, dtype, config, files))
     report(summary, config.out_dir)
     os.close(lock)
     return 0
@@ -2347,7 +2557,7 @@ def part_path(parts_dir, u, suffix):
     return os.path.join(parts_dir, f"unit{u:07d}{suffix}")
 
 
-def shard_run(config: Config, inputs, units, enc, dtype, parts_fp) -> int:
+def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
     """--shard I/N: the units u with u % N == I, each into --parts-dir (see ToParts)."""
     i, n = config.shard
     folder = config.parts_dir
@@ -2357,7 +2567,7 @@ def shard_run(config: Config, inputs, units, enc, dtype, parts_fp) -> int:
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
     bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
     parts = ToParts(folder, config.shard, parts_fp)
-    stopped = take_all(encoded_chunks(inputs, units, todo, None, config, enc, dtype), parts, units, bar, done_weight)
+    stopped = take_all(encoded_chunks(inputs, units, todo, None, config, tok, dtype), parts, units, bar, done_weight)
     left = len(todo) - parts.written
     if left:
         print(f"stopped with {plural(left, 'unit')} of this shard's {len(todo)} to go; run the same "
@@ -2431,24 +2641,41 @@ def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator
 # -----------------------------------------------------------------------------
 # --verify: check finished output against its summary
 
-def verify(out_dir):
+def verify(config: Config) -> int:
+    out_dir = config.out_dir
     summary_path = os.path.join(out_dir, SUMMARY)
     if not os.path.exists(summary_path):
         raise UserError(f"{out_dir} holds no finished output ({SUMMARY} is missing)")
     summary = read_json(summary_path)
-    enc = load_encoding(summary["encoding"])
+    tok = summary_tokenizer(summary, config)
     dtype = np.dtype(summary["dtype"])
     for s in SPLITS:
         files = [f for f in summary["files"] if f["split"] == s]
         docs = 0
         for i, f in enumerate(files):
-            docs += verify_file(os.path.join(out_dir, f["file"]), f, summary, enc, dtype, shows=i == 0)
+            docs += verify_file(os.path.join(out_dir, f["file"]), f, summary, tok, dtype, shows=i == 0)
         if docs != summary[s]["documents"] or sum(f["tokens"] for f in files) != summary[s]["tokens"]:
             raise UserError(f"the {s} files hold {docs:,} documents, but the summary says {summary[s]['documents']:,}")
     return 0
 
 
-def verify_file(path, want, summary, enc, dtype, shows):
+def summary_tokenizer(summary: dict, config: Config):
+    """The tokenizer the output was made with, as its summary names it (its file unchanged)."""
+    about = summary.get("tokenizer")
+    if about is None:  # a tiktoken encoding
+        return builtin_tokenizer(summary["encoding"].split(" ")[0], summary.get("doc_token"))
+    try:
+        with open(about["file"], "rb") as f:
+            same = hashlib.sha256(f.read()).hexdigest() == about["sha256"]
+    except OSError as e:
+        raise UserError(f"cannot read the tokenizer the output was made with, {about['file']} ({e.strerror})") from None
+    if not same:
+        raise UserError(f"{about['file']} has changed since the output was made with it; --verify needs that file")
+    return load_tokenizer(replace(config, tokenizer=about["file"], tokenizer_pattern=about.get("pattern"),
+                                  doc_token=summary["doc_token"]))
+
+
+def verify_file(path, want, summary, tok, dtype, shows):
     """Checks one file (its header, size, tokens, end-of-text count); shows a document."""
     if not os.path.exists(path):
         raise UserError(f"{path} is missing")
@@ -2468,21 +2695,21 @@ def verify_file(path, want, summary, enc, dtype, shows):
         for lo in range(0, n, 1 << 24):
             block = np.fromfile(f, dtype, count=min(1 << 24, n - lo))
             start = start if lo else block[:1 << 20].copy()
-            if block.max() >= enc.n_vocab:
-                bad = int(np.argmax(block >= enc.n_vocab))
+            if block.max() >= tok.n_vocab:
+                bad = int(np.argmax(block >= tok.n_vocab))
                 raise UserError(f"{path}: token {lo + bad:,} is {int(block[bad])}, not below the "
-                                f"vocabulary size {enc.n_vocab}")
-            eots += int(np.count_nonzero(block == enc.eot_token))
+                                f"vocabulary size {tok.n_vocab}")
+            eots += int(np.count_nonzero(block == tok.doc_token))
     documents = want.get("documents", summary[want["split"]]["documents"])
     if eots != documents:
         raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
                         f"{documents:,} documents")
     print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents")
     if shows:
-        ends = np.flatnonzero(start == enc.eot_token)[:3]
+        ends = np.flatnonzero(start == tok.doc_token)[:3]
         docs = zip(ends[:-1] + 1, ends[1:]) if fmt.eot_before else zip([-1, *ends[:-1]], ends)
         for lo, hi in list(docs)[:2]:
-            text = enc.decode(start[lo + (not fmt.eot_before):hi].tolist())
+            text = tok.decode(start[lo + (not fmt.eot_before):hi].tolist())
             print(f"  {want['split']} document: {text[:200]!r}{'...' if len(text) > 200 else ''}")
     return eots
 
@@ -2525,7 +2752,12 @@ def parser() -> argparse.ArgumentParser:
         f"{fmt.prefix} for {name}" for name, fmt in FORMATS.items() if fmt.prefix) + ")")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="stop at the first document end at or after this many tokens (train + val)")
-    p.add_argument("--encoding", default="gpt2", help="tiktoken encoding name (default gpt2)")
+    p.add_argument("--encoding", help="a tiktoken encoding's name (default gpt2)")
+    p.add_argument("--tokenizer", help="instead of --encoding: a tokenizer's file, a Hugging Face tokenizer.json "
+                                       "or a tiktoken BPE file (*.tiktoken, Llama 3's tokenizer.model)")
+    p.add_argument("--tokenizer-pattern", help="the pre-tokenizer regex of a --tokenizer BPE file other than Llama 3's")
+    p.add_argument("--doc-token", help="the text of the special token that separates documents (default: "
+                                       f"the tokenizer's {' or '.join(DOC_TOKENS)})")
     p.add_argument("--text-column", default="text", help="parquet column / JSON key with the text (default text)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_CHARS,
                    help=f"characters per encode call (default {CHUNK_CHARS}); output does not depend on it")
@@ -2569,6 +2801,7 @@ def make_config(argv, **sizes) -> Config:
         inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=given or fmt.val_rule,
         val_rule_given=given is not None, shard_tokens=args.shard_tokens or SHARD_TOKENS,
         prefix=fmt.prefix and (args.prefix or fmt.prefix), max_tokens=args.max_tokens, encoding=args.encoding,
+        tokenizer=args.tokenizer, tokenizer_pattern=args.tokenizer_pattern, doc_token=args.doc_token,
         text_column=args.text_column, chunk_size=args.chunk_size, workers=args.workers,
         readers=args.readers or -(-args.workers // CORES_PER_READER), shard=args.shard, merge=args.merge,
         parts_dir=args.parts_dir or os.path.join(args.out_dir, PARTS), checkpoint_seconds=args.checkpoint_seconds,
@@ -2591,6 +2824,10 @@ def bad_numbers(args) -> Optional[str]:
 
 
 def bad_combination(args) -> Optional[str]:
+    if args.encoding and args.tokenizer:
+        return "give --encoding or --tokenizer, not both"
+    if args.tokenizer_pattern and not args.tokenizer:
+        return "--tokenizer-pattern is the pattern of a --tokenizer file"
     if args.val_tokens is not None and args.val_fraction is not None:
         return "give --val-tokens or --val-fraction, not both"
     fmt = FORMATS[args.format]
@@ -2633,7 +2870,7 @@ def main(argv=None, **sizes) -> int:
     config = make_config(argv, **sizes)
     try:
         check_versions()
-        return verify(config.out_dir) if config.verify else prepare(config)
+        return verify(config) if config.verify else prepare(config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C before the work started: nothing to save

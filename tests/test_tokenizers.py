@@ -1,6 +1,6 @@
 """--tokenizer: Llama 3's files and a tokenizer.json of every family (byte-level BPE with GPT-2's,
-Llama 3's and Qwen2's pre-tokenizers, Metaspace BPE with and without a prefix space, WordPiece,
-Unigram), each against a one-shot encoding of every document by Hugging Face tokenizers (the
+Llama 3's and Qwen2's pre-tokenizers, with NFC as Qwen2 and GPT-NeoX, with another normalizer,
+Metaspace BPE with and without a prefix space, WordPiece, Unigram), each against a one-shot encoding of every document by Hugging Face tokenizers (the
 reference: special-token text stays text, as llm.c's split_special_tokens=True)."""
 import functools
 import json
@@ -79,7 +79,11 @@ FAMILIES = {
         "<|begin_of_text|>", True),
     "qwen2-nfc": (lambda: byte_level_bpe(pre_tokenizers.Sequence([
         pre_tokenizers.Split(tokenizers.Regex(QWEN2_REGEX), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.NFC()), "<|endoftext|>", False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.NFC()), "<|endoftext|>", True),
+    "neox-nfc": (lambda: byte_level_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), normalizers.NFC()),
+                 "<|endoftext|>", True),
+    "lowercase-bpe": (lambda: byte_level_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), normalizers.Lowercase()),
+                      "<|endoftext|>", False),
     "metaspace-always": (lambda: metaspace_bpe("always"), "</s>", False),
     "metaspace-first": (lambda: metaspace_bpe("first"), "</s>", False),
     "metaspace-never": (lambda: metaspace_bpe("never"), "</s>", False),
@@ -133,7 +137,8 @@ def run_docs(tokenizer, docs, out, chunk, piece, *options, fmt_args=("--val-frac
 
 
 CUT_DOCS = st.lists(st.sampled_from(["word", "Hello", " ", "  ", "\n", "\n\n", "\t", "it's", "don't", "12345",
-                                     "中文", "🙂", "naïve", "ÉCOLE", "!!", "...", "\u3000", "x", "'ll", SPECIAL_TEXT]),
+                                     "中文", "🙂", "naïve", "ÉCOLE", "!!", "...", "\u3000", "x", "'ll", SPECIAL_TEXT,
+                                     "e\u0301", "\u0301", "A\u030a", "\u1100\u1161\u11a8", "\u1100"]),  # (NFC)
                     min_size=1, max_size=60).map("".join).filter(str.strip)
 
 

@@ -67,6 +67,7 @@ import struct
 import tempfile
 import threading
 import time
+import unicodedata
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait as wait_futures
@@ -1308,7 +1309,7 @@ LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_t
 DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
 # a tokenizer.json is run by tiktoken only when it encodes this as `tokenizers` does (besides
 # the tests' proof for its family); else through `tokenizers`
-SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
+SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
           "x**2 + 1234567 # don't\r\n<|endoftext|> 'll 've \u3000 \xa0 end   \n\n\n spaces    ")
 
 
@@ -1326,19 +1327,26 @@ class TiktokenTokenizer:
     token alone, and encoded in one call (tiktoken encodes the text between special tokens on
     its own: the same tokens as one call per document)."""
 
-    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool):
+    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None):
         if doc_text not in enc._special_tokens:
             raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
                             f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
+        self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
+
+    def normalized(self, segments: list) -> list:
+        """Each segment in the normal form: the same as the whole text's where segments end at
+        safe cuts (whitespace composes with nothing, and starts a new combining sequence)."""
+        return [seg if unicodedata.is_normalized(self.normal, seg.text) else
+                seg._replace(text=unicodedata.normalize(self.normal, seg.text)) for seg in segments]
 
     def encode_chunk(self, segments: list, dtype) -> tuple:
         """Token ids of a chunk's segments, where pieces end other than at a document token
         (token positions), and how many cuts were forced: (tokens, cuts, forced)."""
         enc, doc = thread_encoding(self.enc), self.doc_text
         parts, cuts, forced = [], [], 0
-        for run in runs_to_piece_ends(segments):
+        for run in runs_to_piece_ends(self.normalized(segments) if self.normal else segments):
             text = "".join(seg.text + doc if seg.ends_document else seg.text for seg in run)
             if text.count(doc) == sum(seg.ends_document for seg in run):  # (no token's text overlaps another)
                 calls = [(text, {doc}, False)]
@@ -1473,12 +1481,14 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
                         f"({' or '.join(DOC_TOKENS)}); name the token that separates documents with --doc-token")
     parts = tiktoken_parts(spec)
     if parts is not None:
-        ranks, pattern, specials = parts
+        ranks, pattern, specials, normal = parts
         enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
                                 special_tokens=specials)
         tok.encode_special_tokens = True
-        if enc.encode(SAMPLE, disallowed_special=()) == tok.encode(SAMPLE, add_special_tokens=False).ids:
-            return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS)
+        sample = unicodedata.normalize(normal, SAMPLE) if normal else SAMPLE
+        if enc.encode(sample, disallowed_special=()) == tok.encode(SAMPLE, add_special_tokens=False).ids:
+            return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS,
+                                     normal)
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
 
 
@@ -1490,42 +1500,52 @@ def byte_level_alphabet() -> dict:
 
 
 def tiktoken_parts(spec: dict) -> Optional[tuple]:
-    """(mergeable ranks, pattern, special tokens) of a tokenizer.json that tiktoken runs as
-    `tokenizers` does, else None: a byte-level BPE (no normalizer, no byte fallback, no
-    subword prefixes) whose pre-tokenizer is GPT-2's ByteLevel regex, or one Split regex then
-    ByteLevel; whose merges make tokens in the order of their ids (tiktoken merges by rank);
-    whose added tokens are all special."""
-    model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
-    if model.get("type") != "BPE" or spec.get("normalizer") or model.get("byte_fallback") or \
-            model.get("continuing_subword_prefix") or model.get("end_of_word_suffix") or model.get("dropout"):
-        return None
-    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
-    if len(steps) == 1 and steps[0].get("type") == "ByteLevel" and steps[0].get("use_regex", True):
-        pattern = GPT2_PATTERN
-    elif len(steps) == 2 and steps[0].get("type") == "Split" and steps[0].get("behavior") == "Isolated" and \
-            not steps[0].get("invert") and "Regex" in steps[0].get("pattern", {}) and \
-            steps[1].get("type") == "ByteLevel" and not steps[1].get("use_regex", True):
-        pattern = steps[0]["pattern"]["Regex"]
-    else:
-        return None
-    if steps[-1].get("add_prefix_space"):
-        return None
+    """(mergeable ranks, pattern, special tokens, Unicode normal form or None) of a
+    tokenizer.json that tiktoken runs as `tokenizers` does, else None: a byte-level BPE (no
+    normalizer but NFC, as Qwen2's and GPT-NeoX's; no byte fallback, no subword prefixes) whose
+    pre-tokenizer is GPT-2's ByteLevel regex, or one Split regex then ByteLevel; whose merges
+    make tokens in the order of their ids (tiktoken merges by rank); whose added tokens are all
+    special."""
+    model, normalizer = spec.get("model") or {}, spec.get("normalizer")
     added = spec.get("added_tokens", [])
-    specials = {t["content"]: t["id"] for t in added}
-    if not all(t.get("special") for t in added):
+    pattern = byte_level_pattern(spec.get("pre_tokenizer") or {})
+    if normalizer not in (None, {"type": "NFC"}) or pattern is None or not all(t.get("special") for t in added) or \
+            model.get("type") != "BPE" or any(model.get(k) for k in ("byte_fallback", "continuing_subword_prefix",
+                                                                     "end_of_word_suffix", "dropout")):
         return None
-    special_ids = set(specials.values())
+    specials = {t["content"]: t["id"] for t in added}
+    ranks = byte_level_ranks(model, set(specials.values()))
+    return None if ranks is None else (ranks, pattern, specials, normalizer and "NFC")
+
+
+def byte_level_pattern(pre: dict) -> Optional[str]:
+    """The regex of a byte-level pre-tokenizer that tiktoken can run: GPT-2's ByteLevel, or one
+    Split regex (isolated) then ByteLevel without its regex; None for any other."""
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    if not steps or steps[-1].get("type") != "ByteLevel" or steps[-1].get("add_prefix_space"):
+        return None
+    if len(steps) == 1 and steps[0].get("use_regex", True):
+        return GPT2_PATTERN
+    split = steps[0]
+    if len(steps) == 2 and split.get("type") == "Split" and split.get("behavior") == "Isolated" and \
+            not split.get("invert") and "Regex" in split.get("pattern", {}) and not steps[1].get("use_regex", True):
+        return split["pattern"]["Regex"]
+    return None
+
+
+def byte_level_ranks(model: dict, special_ids: set) -> Optional[dict]:
+    """A byte-level BPE's vocabulary as tiktoken's ranks (bytes -> id), without the special
+    tokens (GPT-2's files also hold <|endoftext|> in it); None unless its merges make tokens in
+    the order of their ids."""
     vocab = {token: rank for token, rank in model["vocab"].items() if rank not in special_ids}
-    alphabet = byte_level_alphabet()  # (GPT-2's files also hold <|endoftext|> in the vocabulary)
+    alphabet = byte_level_alphabet()
     try:
         ranks = {b"".join(alphabet[c] for c in token): rank for token, rank in vocab.items()}
     except KeyError:
         return None  # (a token outside the byte-level alphabet)
     merges = [m.split(" ") if isinstance(m, str) else m for m in model.get("merges", [])]
     made = [vocab.get(a + b, -1) for a, b in merges]
-    if len(ranks) != len(vocab) or made != sorted(made) or -1 in made:
-        return None
-    return ranks, pattern, specials
+    return ranks if len(ranks) == len(vocab) and made == sorted(made) and -1 not in made else None
 
 
 _local, _taken, _taking = threading.local(), set(), threading.Lock()
@@ -2446,27 +2466,34 @@ def report(summary, out_dir):
     if summary["budget"]:
         print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
               f"ends before {summary['budget']['stopped_at']}")
-    for warning in FORMATS[summary["format"]].warnings(summary, shards):
+    for warning in FORMATS[summary["format"]].warnings(summary, shards) + input_warnings(summary):
         say(warning)
-    if summary["forced_cuts"] and summary.get("cuts") == "forced only":
-        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: this tokenizer's cuts are not proven safe, "
-            f"so documents are cut only where they must be (each {MAX_SEARCH:,} characters past --chunk-size "
-            "or a piece's end); tokens next to each such cut may differ from a one-shot encoding")
-    elif summary["forced_cuts"]:
-        say(f"warning: {plural(summary['forced_cuts'], 'forced cut')}: text ran {MAX_SEARCH:,} characters "
-            f"without a letter or digit followed by whitespace, or held a run of over {LONG_SPACE:,} "
-            "whitespace characters; tokens next to each such cut may differ from a one-shot encoding")
+
+
+def input_warnings(summary: dict) -> list:
+    """What the run changed or left out of the input, in a sentence each."""
+    said, forced = [], summary["forced_cuts"]
+    if forced and summary.get("cuts") == "forced only":
+        said.append(f"warning: {plural(forced, 'forced cut')}: this tokenizer's cuts are not proven safe, so "
+                    f"documents are cut only where they must be (each {MAX_SEARCH:,} characters past "
+                    "--chunk-size or a piece's end); tokens next to each such cut may differ from a one-shot encoding")
+    elif forced:
+        said.append(f"warning: {plural(forced, 'forced cut')}: text ran {MAX_SEARCH:,} characters without a letter "
+                    f"or digit followed by whitespace, or held a run of over {LONG_SPACE:,} whitespace characters; "
+                    "tokens next to each such cut may differ from a one-shot encoding")
     if summary["invalid_utf8_bytes"]:
-        say(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
-            f"U+FFFD (the first: {summary['first_invalid_utf8']})")
+        said.append(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
+                    f"U+FFFD (the first: {summary['first_invalid_utf8']})")
     if summary["bad_lines"]:
-        say(f"warning: {plural(summary['bad_lines'], 'line')} that {'is' if summary['bad_lines'] == 1 else 'are'} "
-            f"not JSON left out (--skip-bad-files; the first: {summary['first_bad_line']})")
+        said.append(f"warning: {plural(summary['bad_lines'], 'line')} that "
+                    f"{'is' if summary['bad_lines'] == 1 else 'are'} not JSON left out (--skip-bad-files; the "
+                    f"first: {summary['first_bad_line']})")
     if summary["empty_rows"]:
-        say(f"note: {plural(summary['empty_rows'], 'null or empty row')} skipped")
+        said.append(f"note: {plural(summary['empty_rows'], 'null or empty row')} skipped")
     if summary["skipped_files"]:
-        say(f"warning: {plural(len(summary['skipped_files']), 'unreadable file')} left out (wholly or "
-            f"in part): {', '.join(summary['skipped_files'])}")
+        said.append(f"warning: {plural(len(summary['skipped_files']), 'unreadable file')} left out (wholly or "
+                    f"in part): {', '.join(summary['skipped_files'])}")
+    return said
 
 
 def fingerprints(config: Config, inputs, tok) -> tuple:

@@ -70,13 +70,18 @@ def ceiling(docs, base, joined=False, threads=CORES):
                 counts[k] += len(enc.encode_to_numpy(d, allowed_special={"<|endoftext|>"}))
             else:
                 counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
+    return sum(counts), on_threads(work, threads)
+
+
+def on_threads(work, threads=CORES):
+    """Seconds for work(0) ... work(threads - 1), each on a thread of its own, to finish."""
     pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
     t = time.perf_counter()
     for th in pool:
         th.start()
     for th in pool:
         th.join()
-    return sum(counts), time.perf_counter() - t
+    return time.perf_counter() - t
 
 
 def ours(path, out, workers, script=SCRIPT):

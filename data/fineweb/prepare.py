@@ -9,16 +9,19 @@ Streams the input in bounded memory, writes tokens to disk as they are made, and
 stopped at any moment (Ctrl-C, kill, crash): running the same command again continues and
 ends with the same bytes an uninterrupted run writes. Several machines can share a run
 (--shard I/N on each, then --merge) and get the same bytes. Runs on Linux, macOS and Windows
-with Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below).
+with Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below);
+Hugging Face tokenizers only for a --tokenizer tokenizer.json that tiktoken cannot run.
 
 The output, exactly (the README says more):
 - parquet rows and JSON Lines values: each non-empty text is a document.
 - txt: documents are separated by runs of the literal marker <|endoftext|> together with the
   whitespace around them. A file without markers is one document.
-- a document's tokens are encode_ordinary(document) and one end-of-text token (EOT): after it
-  in train.bin/val.bin (nanoGPT), before it in the shard formats (llm.c and its family).
-- Long text is cut only where the tokenizer splits anyway (see find_cut), so the tokens equal
-  the one-shot encoding whatever --chunk-size, --workers, --readers and --shard are.
+- a document's tokens are the tokenizer's encoding of it (tiktoken's encode_ordinary; special-
+  token text is text) and one document token (gpt2: <|endoftext|>; Llama 3: <|begin_of_text|>):
+  after it in train.bin/val.bin (nanoGPT), before it in the shard formats (llm.c and its family).
+- Long text is cut only where the tokenizer splits anyway (see find_cut) where that is proven
+  for its pre-tokenizer, else only where it must be, so the tokens equal the one-shot encoding
+  whatever --chunk-size, --workers, --readers and --shard are.
 - train/val: whole documents (pieces of ~1M characters for longer ones), chosen by position.
 """
 from __future__ import annotations  # (type hints are not evaluated: a reader process has no numpy)

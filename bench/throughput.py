@@ -70,7 +70,8 @@ def ceiling(docs, base, joined=False, threads=CORES):
                 counts[k] += len(enc.encode_to_numpy(d, allowed_special={"<|endoftext|>"}))
             else:
                 counts[k] += len(enc.encode_to_numpy(d, disallowed_special=())) + 1
-    return sum(counts), on_threads(work, threads)
+    seconds = on_threads(work, threads)  # (before the counts are summed)
+    return sum(counts), seconds
 
 
 def on_threads(work, threads=CORES):

@@ -1505,7 +1505,7 @@ def byte_level_alphabet() -> dict:
 def tiktoken_parts(spec: dict) -> Optional[tuple]:
     """(mergeable ranks, pattern, special tokens, Unicode normal form or None) of a
     tokenizer.json that tiktoken runs as `tokenizers` does, else None: a byte-level BPE (no
-    normalizer but NFC, as Qwen2's and GPT-NeoX's; no byte fallback, no subword prefixes) whose
+    normalizer but NFC, as Qwen2's; no byte fallback, no subword prefixes) whose
     pre-tokenizer is GPT-2's ByteLevel regex, or one Split regex then ByteLevel; whose merges
     make tokens in the order of their ids (tiktoken merges by rank); whose added tokens are all
     special."""

@@ -11,6 +11,13 @@ import vocab  # noqa: E402
 os.environ["TIKTOKEN_CACHE_DIR"] = vocab.build_cache(os.environ.get("TIKTOKEN_CACHE_DIR") or vocab.DEFAULT_DIR)
 
 
+def pytest_configure(config):
+    """The fast tier (-m "not slow") draws fewer examples in each property test (strategies.py);
+    the full suite, as CI runs it, draws the default 60."""
+    if config.option.markexpr == "not slow":
+        os.environ.setdefault("EXACT_EXAMPLES", "20")
+
+
 @pytest.fixture(scope="session")
 def inputs(tmp_path_factory):
     """A 3 MB txt (the user's layout) and a 1 MB parquet file of generated FineWeb-like text."""

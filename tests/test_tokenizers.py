@@ -142,6 +142,7 @@ CUT_DOCS = st.lists(st.sampled_from(["word", "Hello", " ", "  ", "\n", "\n\n", "
                     min_size=1, max_size=60).map("".join).filter(str.strip)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 @SETTINGS
 @given(docs=DOCS.map(lambda ds: ds + [SPECIAL_TEXT]), long_docs=st.lists(CUT_DOCS, min_size=1, max_size=4),
@@ -159,6 +160,7 @@ def test_every_family_gives_the_one_shot_tokens_whatever_the_chunks_and_pieces(
     assert summary["cuts"] == ("safe" if by_tiktoken else "forced only") and summary["forced_cuts"] == 0
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=max(3, SETTINGS.max_examples // 6))
 @given(docs=st.lists(CUT_DOCS, min_size=1, max_size=8), chunk=st.integers(3, 30), piece=st.integers(3, 40))
 def test_llama3_and_gpt2_files_give_the_one_shot_tokens_whatever_the_chunks(docs, chunk, piece, gpt2_json,

@@ -2,6 +2,7 @@
 Llama 3's and Qwen2's pre-tokenizers, with NFC as Qwen2 and GPT-NeoX, with another normalizer,
 Metaspace BPE with and without a prefix space, WordPiece, Unigram), each against a one-shot encoding of every document by Hugging Face tokenizers (the
 reference: special-token text stays text, as llm.c's split_special_tokens=True)."""
+import base64
 import functools
 import json
 import os
@@ -232,12 +233,22 @@ def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
     base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]
     assert_user_error(run(*base, "--tokenizer", trained["wordpiece"]), "--doc-token")
     assert_user_error(run(*base, "--tokenizer", trained["unigram"], "--doc-token", "<|nope|>"), "--doc-token")
-    (tmp_path / "small.tiktoken").write_text("YQ== 0\nYg== 1\n")
+    (tmp_path / "small.tiktoken").write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
     assert_user_error(run(*base, "--tokenizer", tmp_path / "small.tiktoken"), "--tokenizer-pattern")
     (tmp_path / "bad.model").write_text("not a vocabulary\n")
     assert_user_error(run(*base, "--tokenizer", tmp_path / "bad.model"), "line 1", "tokenizer.json")
     assert_user_error(run(*base, "--tokenizer", tmp_path / "missing.json"), "missing.json")
     assert_user_error(run(*base, "--tokenizer", LLAMA3_MODEL, "--encoding", "gpt2"), "--encoding or --tokenizer")
+    # tiktoken files tiktoken would panic on, and patterns it cannot run
+    for name, text, words in [("empty.model", "", ["no token"]), ("same.tiktoken", "YQ== 0\nYg== 0\n", ["same rank"]),
+                              ("bytes.tiktoken", "YQ== 0\nYg== 1\n", ["256 bytes"])]:
+        (tmp_path / name).write_text(text)
+        assert_user_error(run(*base, "--tokenizer", tmp_path / name, "--tokenizer-pattern", r"\S+|\s+"), name, *words)
+    r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    assert_user_error(run(*base, "--tokenizer", r50k, "--tokenizer-pattern", "("), "--tokenizer-pattern", "regex")
+    assert_user_error(run(*base, "--tokenizer", trained["unigram"], "--tokenizer-pattern", "x"), "--tokenizer-pattern")
+    assert_user_error(run(*base, "--doc-token", ""), "--doc-token")
+    assert_user_error(run(*base, "--tokenizer", trained["unigram"], "--doc-token", "▁the"), "--doc-token")
     # without the optional tokenizers package, a tokenizer.json is one sentence with the fix
     fake = tmp_path / "no_tokenizers"
     fake.mkdir()
@@ -261,3 +272,30 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["cuts"] == "safe" and summary["doc_token"] == "<|endoftext|>"
+
+
+def byte_level_json(path, vocab_extra, merges, alphabet=True):
+    """A hand-made byte-level BPE tokenizer.json: the 256 bytes (or, not alphabet, a few), then
+    vocab_extra, then <|endoftext|>."""
+    chars = list(prepare.byte_level_alphabet())
+    vocab = {c: i for i, c in enumerate(chars if alphabet else chars[64:100])}
+    vocab.update({t: len(vocab) + i for i, t in enumerate(vocab_extra)})
+    tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("case", ["merges tiktoken would not make", "bytes missing"])
+def test_a_byte_level_bpe_tiktoken_would_encode_otherwise_runs_through_tokenizers(case, tmp_path):
+    """tiktoken takes a piece that is a token whole, and merges any pair whose bytes are a token,
+    and needs every byte: a tokenizer.json where that differs from tokenizers is not converted."""
+    if case == "bytes missing":  # (a BpeTrainer without the byte-level alphabet)
+        path = byte_level_json(tmp_path / "t.json", ["ab"], [("a", "b")], alphabet=False)
+    else:  # bc first, then ab; abc only from ab + c: tiktoken would also make it from a + bc
+        path = byte_level_json(tmp_path / "t.json", ["bc", "ab", "abc"], [("b", "c"), ("a", "b"), ("ab", "c")])
+    docs = ["abcd", "abc", "xabcd abc", "Ωmega ß ab"]
+    train, summary = run_docs(path, docs, str(tmp_path / "run"), 3, 1 << 20)
+    assert summary["tokenizer"]["runs_as"] == "tokenizers"
+    assert train == reference(path, docs, "<|endoftext|>")

@@ -1310,8 +1310,8 @@ LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_t
 # the token that separates documents, by default: the first of these the tokenizer has (GPT-2's
 # family and most BPEs; Llama 3, as llm.c writes it; SentencePiece's end of sentence)
 DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
-# a tokenizer.json is run by tiktoken only when it encodes this as `tokenizers` does (besides
-# the tests' proof for its family); else through `tokenizers`
+# a tokenizer.json is run by tiktoken only when it encodes this, and each of its tokens' text,
+# as `tokenizers` does (besides the tests' proof for its family); else through `tokenizers`
 SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
           "x**2 + 1234567 # don't\r\n<|endoftext|> 'll 've \u3000 \xa0 end   \n\n\n spaces    ")
 
@@ -1443,6 +1443,7 @@ def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> T
             if line.strip():
                 raise UserError(f"{config.tokenizer}: line {number:,} is not 'base64-token rank': not a tiktoken "
                                 "BPE file (a Hugging Face tokenizer is read from its tokenizer.json)") from None
+    check_ranks(ranks, config.tokenizer)
     if len(ranks) == LLAMA3_RANKS and config.tokenizer_pattern is None:
         pattern, specials = LLAMA3_PATTERN, {t: LLAMA3_RANKS + i for i, t in enumerate(LLAMA3_SPECIALS)}
         doc = config.doc_token or "<|begin_of_text|>"
@@ -1453,9 +1454,24 @@ def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> T
     else:
         pattern, doc = config.tokenizer_pattern, config.doc_token or MARKER
         specials = {doc: max(ranks.values()) + 1}
-    enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
-                            special_tokens=specials)
+    try:
+        enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
+                                special_tokens=specials)
+    except ValueError as e:  # (the pattern)
+        raise UserError(f"--tokenizer-pattern is not a regex tiktoken can run ({e})") from None
     return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS)
+
+
+def check_ranks(ranks: dict, path: str):
+    """What tiktoken needs of a BPE file (else it panics): tokens, one rank each, every byte."""
+    if not ranks:
+        raise UserError(f"{path} holds no token: not a tiktoken BPE file")
+    if len(set(ranks.values())) < len(ranks):
+        raise UserError(f"{path}: two tokens have the same rank; not a tiktoken BPE file")
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise UserError(f"{path} has no token for {len(missing)} of the 256 bytes (byte {missing[0]:#04x} the "
+                        "first): tiktoken needs each byte as a token")
 
 
 def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
@@ -1479,20 +1495,41 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
                         "run: pip install -U tokenizers")
     added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
     doc = config.doc_token or next((t for t in DOC_TOKENS if t in added), None)
-    if doc is None or tok.token_to_id(doc) is None:
-        raise UserError(f"{config.tokenizer} has no {'token ' + repr(doc) if doc else 'known document token'} "
-                        f"({' or '.join(DOC_TOKENS)}); name the token that separates documents with --doc-token")
+    if doc not in added:
+        raise UserError(f"{config.tokenizer} has no added token {repr(doc) if doc else ' or '.join(DOC_TOKENS)} "
+                        f"to separate documents (its added tokens: {', '.join(list(added)[:8]) or 'none'}); "
+                        "name one with --doc-token")
+    tok.encode_special_tokens = True
     parts = tiktoken_parts(spec)
-    if parts is not None:
-        ranks, pattern, specials, normal = parts
-        enc = tiktoken.Encoding(os.path.basename(config.tokenizer), pat_str=pattern, mergeable_ranks=ranks,
-                                special_tokens=specials)
-        tok.encode_special_tokens = True
-        sample = unicodedata.normalize(normal, SAMPLE) if normal else SAMPLE
-        if enc.encode(sample, disallowed_special=()) == tok.encode(SAMPLE, add_special_tokens=False).ids:
-            return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), pattern in SAFE_PATTERNS,
-                                     normal)
+    enc = parts and tiktoken_encoding(os.path.basename(config.tokenizer), parts)
+    if enc and runs_alike(enc, tok, parts[0], parts[3]):
+        return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
+                                 parts[3])
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
+
+
+def tiktoken_encoding(name: str, parts: tuple):
+    """A tiktoken Encoding of tiktoken_parts' answer; None where tiktoken cannot run its regex."""
+    ranks, pattern, specials, _ = parts
+    try:
+        return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
+    except ValueError:
+        return None
+
+
+def runs_alike(enc, tok, ranks: dict, normal: Optional[str]) -> bool:
+    """Whether tiktoken gives the ids tokenizers gives, on SAMPLE and on the text of every token
+    (tiktoken takes a whole piece that is a token, and merges any pair whose bytes are a token;
+    tokenizers may do neither: ~1 s for Llama 3's 128,000 tokens)."""
+    texts = [SAMPLE]
+    for token in ranks:
+        try:
+            texts.append(token.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue  # (a part of a character)
+    want = [e.ids for e in getattr(tok, "encode_batch_fast", tok.encode_batch)(texts, add_special_tokens=False)]
+    texts = [unicodedata.normalize(normal, t) for t in texts] if normal else texts
+    return all(enc.encode(t, disallowed_special=()) == ids for t, ids in zip(texts, want))
 
 
 def byte_level_alphabet() -> dict:
@@ -1518,7 +1555,9 @@ def tiktoken_parts(spec: dict) -> Optional[tuple]:
         return None
     specials = {t["content"]: t["id"] for t in added}
     ranks = byte_level_ranks(model, set(specials.values()))
-    return None if ranks is None else (ranks, pattern, specials, normalizer and "NFC")
+    if ranks is None or any(bytes([b]) not in ranks for b in range(256)):  # (tiktoken needs every byte)
+        return None
+    return ranks, pattern, specials, normalizer and "NFC"
 
 
 def byte_level_pattern(pre: dict) -> Optional[str]:
@@ -2861,8 +2900,10 @@ def bad_numbers(args) -> Optional[str]:
 def bad_combination(args) -> Optional[str]:
     if args.encoding and args.tokenizer:
         return "give --encoding or --tokenizer, not both"
-    if args.tokenizer_pattern and not args.tokenizer:
-        return "--tokenizer-pattern is the pattern of a --tokenizer file"
+    if args.tokenizer_pattern and not (args.tokenizer and not args.tokenizer.lower().endswith(".json")):
+        return "--tokenizer-pattern is the pattern of a --tokenizer tiktoken BPE file (a tokenizer.json holds its own)"
+    if args.doc_token == "":
+        return "--doc-token names a special token: it cannot be empty"
     if args.val_tokens is not None and args.val_fraction is not None:
         return "give --val-tokens or --val-fraction, not both"
     fmt = FORMATS[args.format]

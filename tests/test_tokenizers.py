@@ -272,6 +272,13 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["cuts"] == "safe" and summary["doc_token"] == "<|endoftext|>"
+    # a document token whose text can overlap itself: "xz" + "zz" holds "zz" once, at the wrong place
+    docs = ["xz", "hello"] * 20
+    (tmp_path / "zz.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    r = run("--input", tmp_path / "zz.jsonl", "--out-dir", tmp_path / "zz", "--tokenizer", r50k, "--tokenizer-pattern",
+            prepare.GPT2_PATTERN, "--doc-token", "zz", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "zz" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
 
 
 def byte_level_json(path, vocab_extra, merges, alphabet=True):

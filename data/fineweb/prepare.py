@@ -1337,6 +1337,9 @@ class TiktokenTokenizer:
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
+        # documents are joined by the token's text only where its occurrences cannot overlap
+        # (no proper prefix of it is also its suffix): then counting them finds each join
+        self.joinable = not any(doc_text[:k] == doc_text[-k:] for k in range(1, len(doc_text)))
 
     def normalized(self, segments: list) -> list:
         """Each segment in the normal form: the same as the whole text's where segments end at
@@ -1351,7 +1354,7 @@ class TiktokenTokenizer:
         parts, cuts, forced = [], [], 0
         for run in runs_to_piece_ends(self.normalized(segments) if self.normal else segments):
             text = "".join(seg.text + doc if seg.ends_document else seg.text for seg in run)
-            if text.count(doc) == sum(seg.ends_document for seg in run):  # (no token's text overlaps another)
+            if self.joinable and text.count(doc) == sum(seg.ends_document for seg in run):
                 calls = [(text, {doc}, False)]
             else:  # a document holds the token's text: encode one by one
                 calls = [(seg.text, (), seg.ends_document) for seg in run]

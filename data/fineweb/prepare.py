@@ -268,7 +268,7 @@ def decompressed_blocks(raw, codec):
                 raise EOFError("the file ends inside a compressed block: it was cut short")
         try:
             block = dec.decompress(data, STREAM_BLOCK)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        except STREAM_ERRORS:
             if first or made or codec == "gzip":
                 raise
             return  # (not another stream: ignored, as bz2.open and lzma.open do)
@@ -359,7 +359,6 @@ def reads_to_damage(stream, inp: Input, cut: Cutter, skip_bad: bool) -> Callable
             cut.counts.skipped_files.append(inp.path)
             return b""
     return read
-
 
 
 # -----------------------------------------------------------------------------
@@ -586,30 +585,29 @@ def utf8_len(text):
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
+def blocks_up_to(stream, offset):
+    """The stream's bytes up to offset, in blocks of at most 1 MiB (fewer where it ends first)."""
+    while offset > 0:
+        block = stream.read(min(offset, 1 << 20))
+        if not block:
+            return
+        offset -= len(block)
+        yield block
+
+
 def skip_to(stream, raw, offset):
     """Moves a fresh stream to offset: a seek, or (compressed) reading up to it."""
     if stream is raw:
         stream.seek(offset)
-        return
-    while offset > 0:
-        block = stream.read(min(offset, 1 << 20))
-        if not block:
-            raise EOFError("the file ended before the checkpoint's position (was it changed?)")
-        offset -= len(block)
+    elif sum(map(len, blocks_up_to(stream, offset))) < offset:
+        raise EOFError("the file ended before the checkpoint's position (was it changed?)")
 
 
 def line_number(inp, offset):
     """The line (from 1) that starts at byte offset of the input's text: counted, for messages."""
     stream, raw = open_stream(inp)
-    count = 1
     with raw:
-        while offset > 0:
-            block = stream.read(min(offset, 1 << 20))
-            if not block:
-                break
-            count += block.count(b"\n")
-            offset -= len(block)
-    return count
+        return 1 + sum(block.count(b"\n") for block in blocks_up_to(stream, offset))
 
 
 # --- txt and JSON Lines: units are byte ranges; a document belongs to the unit it starts in
@@ -935,7 +933,6 @@ def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
     chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
     return inp._replace(groups=[(rows, chunk.total_uncompressed_size) for rows, chunk in chunks],
                         most=plain_bound(chunks))
-
 
 
 def plain_bound(chunks):
@@ -1390,15 +1387,14 @@ class HuggingFaceTokenizer:
     def encode_chunk(self, segments: list, dtype) -> tuple:
         runs = list(runs_to_piece_ends(segments, at_documents=True))
         texts = ["".join(seg.text for seg in run) for run in runs]
-        parts, cuts = [], []
+        ids, cuts = [], []  # (tokenizers gives lists: one array of them all at the end)
         for encoding, run in zip(self.encode_batch(texts, add_special_tokens=False), runs):
-            parts.append(np.array(encoding.ids, dtype=np.uint32))
+            ids += encoding.ids
             if run[-1].ends_document:
-                parts.append(np.array([self.doc_token], dtype=np.uint32))
+                ids.append(self.doc_token)
             elif run[-1].ends_piece:
-                cuts.append(sum(len(p) for p in parts))
-        tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
-        return tokens, cuts, 0
+                cuts.append(len(ids))
+        return np.array(ids, dtype=dtype), cuts, 0
 
     def decode(self, ids: list) -> str:
         return self.tok.decode(ids, skip_special_tokens=False)

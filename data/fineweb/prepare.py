@@ -2324,7 +2324,8 @@ class Progress:
                 if self.tokens and self.n < self.total else None
             print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
                   f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
-                  + (f", about {duration(left)} left" if left is not None else ""), file=sys.stderr, flush=True)
+                  + (f", about {duration(left)} left" if left is not None and left >= 1 else ""),  # (not "0 s")
+                  file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:

@@ -2321,11 +2321,10 @@ class Progress:
         elif int(10 * self.n / self.total) > self.tenth or time.time() - self.said >= PROGRESS_SECONDS:
             self.tenth, self.said = int(10 * self.n / self.total), time.time()
             left = (self.total - self.n) * (time.time() - self.started) / max(self.n - self.done_at_start, 1) \
-                if self.tokens and self.n < self.total else None
+                if self.tokens else 0  # (no estimate before the first tokens, nor one under a second)
             print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
                   f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
-                  + (f", about {duration(left)} left" if left is not None and left >= 1 else ""),  # (not "0 s")
-                  file=sys.stderr, flush=True)
+                  + (f", about {duration(left)} left" if left >= 1 else ""), file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:

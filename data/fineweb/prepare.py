@@ -2470,8 +2470,8 @@ def take_all(encoded: Iterator[Encoded], sink, units: list, bar: Progress, done_
 def make_summary(state: Checkpoint, inputs, tok, dtype, config: Config, files) -> dict:
     counts = state.counts
     return dict(
-        encoding=tok.name, **(dict(tokenizer=dict(tok.about, pattern=config.tokenizer_pattern))
-                              if config.tokenizer else {}),
+        encoding=tok.name, tokenizer=dict(tok.about, pattern=config.tokenizer_pattern) if config.tokenizer
+        else tok.about,
         dtype=np.dtype(dtype).name, vocab_size=tok.n_vocab, eot=tok.doc_token, doc_token=tok.doc_text,
         cuts="safe" if tok.safe_cuts else "forced only",
         format=config.format, eot_placement="before each document" if FORMATS[config.format].eot_before
@@ -2734,9 +2734,9 @@ def verify(config: Config) -> int:
 
 def summary_tokenizer(summary: dict, config: Config):
     """The tokenizer the output was made with, as its summary names it (its file unchanged)."""
-    about = summary.get("tokenizer")
-    if about is None:  # a tiktoken encoding
-        return builtin_tokenizer(summary["encoding"].split(" ")[0], summary.get("doc_token"))
+    about = summary.get("tokenizer") or dict(encoding=summary["encoding"])  # (or a summary of before --tokenizer)
+    if "file" not in about:  # a tiktoken encoding
+        return builtin_tokenizer(about["encoding"], summary.get("doc_token"))
     try:
         with open(about["file"], "rb") as f:
             same = hashlib.sha256(f.read()).hexdigest() == about["sha256"]

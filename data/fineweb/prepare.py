@@ -135,6 +135,10 @@ MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many fr
 MARKER = "<|endoftext|>"       # the document separator in txt files
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INPUT = os.path.join(HERE, "train_fineweb.txt")   # nanoGPT's layout: beside this file
+# GPT-2's ranks ship beside this file (tiktoken's r50k_base.tiktoken, MIT; the ranks of gpt2 too):
+# the default run never downloads. The sha256 is the one tiktoken itself checks for r50k_base.
+GPT2_RANKS = os.path.join(HERE, "gpt2.tiktoken")
+GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 TRAIN, VAL = 0, 1
 SPLITS = ("train", "val")
 # files in the output folder
@@ -1421,18 +1425,36 @@ def builtin_tokenizer(name: str, doc_text: Optional[str]) -> TiktokenTokenizer:
     if name not in tiktoken.list_encoding_names():
         raise UserError(f"unknown --encoding '{name}'; valid names: {', '.join(tiktoken.list_encoding_names())} "
                         "(or give a tokenizer's file with --tokenizer)")
-    try:
-        enc = tiktoken.get_encoding(name)
-    except Exception as e:  # tiktoken raises whatever its download raised
-        raise tiktoken_missing_cache(name, e) from None
+    if name in ("gpt2", "r50k_base"):
+        enc = shipped_gpt2(name)
+    else:
+        try:
+            enc = tiktoken.get_encoding(name)
+        except Exception as e:  # tiktoken raises whatever its download raised
+            raise tiktoken_missing_cache(name, e) from None
     doc = doc_text or next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
     return TiktokenTokenizer(enc, doc, name if doc_text is None else f"{name} ({doc})", dict(encoding=name), True)
 
 
-def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> TiktokenTokenizer:
-    """A tiktoken BPE file (one 'base64-token rank' per line: *.tiktoken, Llama 3's
-    tokenizer.model). Llama 3's (128,000 ranks) gets Meta's pattern and special tokens; another
-    gets --tokenizer-pattern, and its document token right after its ranks."""
+def shipped_gpt2(name: str):
+    """gpt2 or r50k_base (the same ranks, pattern and <|endoftext|> 50256) from the ranks file
+    that ships with this script, whatever tiktoken's cache holds: no download, ever."""
+    try:
+        with open(GPT2_RANKS, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UserError(f"cannot read {GPT2_RANKS} ({e.strerror}), the GPT-2 vocabulary that comes with this "
+                        "script: copy the whole folder it came in, not prepare.py alone") from None
+    if hashlib.sha256(data).hexdigest() != GPT2_RANKS_SHA256:
+        raise UserError(f"{GPT2_RANKS} is damaged (its sha256 is not GPT-2's): copy it again from the project")
+    from tiktoken_ext import openai_public  # (its pattern; tiktoken before 0.6 wrote it out inline)
+    return tiktoken.Encoding(name, pat_str=getattr(openai_public, "r50k_pat_str", GPT2_PATTERN),
+                             mergeable_ranks=read_ranks(data, GPT2_RANKS),
+                             special_tokens={MARKER: 50256}, explicit_n_vocab=50257)
+
+
+def read_ranks(data: bytes, path: str) -> dict:
+    """A tiktoken BPE file's ranks: one 'base64-token rank' per line."""
     ranks = {}
     for number, line in enumerate(data.splitlines(), 1):
         try:
@@ -1440,9 +1462,17 @@ def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> T
             ranks[base64.b64decode(token, validate=True)] = int(rank)
         except (ValueError, binascii.Error):
             if line.strip():
-                raise UserError(f"{config.tokenizer}: line {number:,} is not 'base64-token rank': not a tiktoken "
+                raise UserError(f"{path}: line {number:,} is not 'base64-token rank': not a tiktoken "
                                 "BPE file (a Hugging Face tokenizer is read from its tokenizer.json)") from None
-    check_ranks(ranks, config.tokenizer)
+    check_ranks(ranks, path)
+    return ranks
+
+
+def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> TiktokenTokenizer:
+    """A tiktoken BPE file (one 'base64-token rank' per line: *.tiktoken, Llama 3's
+    tokenizer.model). Llama 3's (128,000 ranks) gets Meta's pattern and special tokens; another
+    gets --tokenizer-pattern, and its document token right after its ranks."""
+    ranks = read_ranks(data, config.tokenizer)
     if len(ranks) == LLAMA3_RANKS and config.tokenizer_pattern is None:
         pattern, specials = LLAMA3_PATTERN, {t: LLAMA3_RANKS + i for i, t in enumerate(LLAMA3_SPECIALS)}
         doc = config.doc_token or "<|begin_of_text|>"

@@ -23,15 +23,15 @@ def test_default_input_and_output_are_next_to_the_script(tmp_path):
     """Copied into nanoGPT's data/fineweb/, run with no options: reads train_fineweb.txt there,
     writes train.bin/val.bin there, and nothing nanoGPT would misread (no meta.pkl)."""
     folder = tmp_path / "nanoGPT" / "data" / "fineweb"
-    folder.mkdir(parents=True)
-    shutil.copy(SCRIPT, folder / "prepare.py")
+    shutil.copytree(os.path.dirname(SCRIPT), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    product = set(os.listdir(folder))
     docs = DOCS * 400
     (folder / "train_fineweb.txt").write_text(txt_layout(docs), encoding="utf-8")
     r = subprocess.run([sys.executable, "data/fineweb/prepare.py"], cwd=tmp_path / "nanoGPT",
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(folder)) == [".prepare.lock", "prepare.py", "summary.json",
-                                          "train.bin", "train_fineweb.txt", "val.bin"]
+    assert sorted(set(os.listdir(folder)) - product) == [".prepare.lock", "summary.json",
+                                                         "train.bin", "train_fineweb.txt", "val.bin"]
     train, val = read_bin(folder / "train.bin"), read_bin(folder / "val.bin")
     ref = reference_docs(docs)
     assert len(val) > 0 and sorted(split_docs(train) + split_docs(val)) == sorted(ref)
@@ -123,3 +123,14 @@ def test_worker_count_does_not_change_the_bytes(tmp_path):
     train = np.frombuffer(results[0][0], np.uint16).tolist()
     val = np.frombuffer(results[0][1], np.uint16).tolist()
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
+
+
+def test_no_progress_line_promises_about_0_s(tmp_path):
+    """Where the run is nearly done, a line gives no time left rather than 'about 0 s left'."""
+    corpus.write_txt(tmp_path / "a.txt", 4 << 20, seed=5)
+    r = subprocess.run([sys.executable, SCRIPT, "--input", tmp_path / "a.txt", "--out-dir", tmp_path / "o"],
+                       capture_output=True, text=True)   # (output to a pipe: a line at each tenth)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("tokenizing: ")]
+    assert len(lines) >= 5, r.stderr
+    assert not [line for line in lines if "about 0 s left" in line], r.stderr

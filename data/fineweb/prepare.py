@@ -112,6 +112,7 @@ except ImportError:
 # -----------------------------------------------------------------------------
 # the important numbers
 CHUNK_CHARS = 1 << 20          # characters of text encoded in one call (--chunk-size)
+MAX_CHUNK_CHARS = 1 << 24      # the largest --chunk-size: a larger one takes more memory, no less time
 UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl file, or parquet
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
@@ -133,6 +134,7 @@ LLMC_MAX_TOKENS = (1 << 31) - 1  # llm.c's header holds a shard's token count as
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 MARKER = "<|endoftext|>"       # the document separator in txt files
+NFC_GROWTH = 3                 # NFC makes UTF-8 text at most this many times longer (Unicode's UAX #15)
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INPUT = os.path.join(HERE, "train_fineweb.txt")   # nanoGPT's layout: beside this file
 # GPT-2's ranks ship beside this file (tiktoken's r50k_base.tiktoken, MIT; the ranks of gpt2 too):
@@ -227,9 +229,9 @@ class Input(NamedTuple):
     mtime_ns: int
     groups: Optional[list] = None  # parquet: (rows, bytes of text) per row group
     bad: bool = False          # left out (--skip-bad-files): it has no units
-    most: Optional[int] = None  # at most how many tokens it makes where that is sure, else None
-    # (a token holds a byte of text or more, and each document adds one: a plain txt/jsonl file
-    # makes at most its size + 1; parquet: see plain_bound; a compressed file: not sure)
+    most: Optional[int] = None  # at most how many bytes of text and documents it holds (together)
+    # where that is sure, else None (see most_tokens): a plain txt/jsonl file at most its size + 1;
+    # parquet: see text_bound; a compressed file: not sure
 
 
 class Unit(NamedTuple):
@@ -917,7 +919,8 @@ def no_text_key(inp, number, row, column):
 
 def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
     """Checks from the footer that the file has a text column; the input with its row groups'
-    (rows, bytes of text) and its most tokens (see plain_bound), or left out as bad."""
+    (rows, bytes of text) and its most bytes of text and documents where the footer tells them
+    (see text_bound), or left out as bad."""
     pa, pq = arrow()
     column = config.text_column
     try:
@@ -933,20 +936,63 @@ def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{inp.path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
-    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
+    chunks = text_chunks(meta, column)
     return inp._replace(groups=[(rows, chunk.total_uncompressed_size) for rows, chunk in chunks],
-                        most=plain_bound(chunks))
+                        most=text_bound(chunks, lambda _g: None))
 
 
-def plain_bound(chunks):
-    """At most how many tokens a parquet text column makes (see Input.most), from its (rows,
-    column chunk) per row group; None when that is not sure: other encodings than plain
-    (dictionary and prefix encodings store less than the text)."""
-    if any(e not in ("PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED") for _, chunk in chunks
-           for e in chunk.encodings):
+def text_chunks(meta, column) -> list:
+    """(rows, the text column's chunk) of each row group, from a parquet footer."""
+    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
+    return [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
+
+
+PLAIN_ENCODINGS = {"PLAIN", "DELTA_LENGTH_BYTE_ARRAY", "RLE", "BIT_PACKED"}  # (they store every row's text)
+DICTIONARY_ENCODINGS = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+
+
+def text_bound(chunks, longest: Callable, limit=math.inf) -> Optional[int]:
+    """At most how many bytes of text and documents a parquet text column holds (see
+    Input.most), from its (rows, column chunk) per row group: a column chunk's uncompressed size
+    holds the text of its plainly stored rows, and a dictionary-encoded row's text is one of
+    its dictionary's, at most the longest (longest(g), asked only while the footer's part of
+    the bound leaves limit in reach; None when not known). None when that is not sure (longest
+    unknown, other encodings: prefix encodings store less than the text) or passes limit."""
+    if any(not set(chunk.encodings) <= PLAIN_ENCODINGS | DICTIONARY_ENCODINGS for _, chunk in chunks):
         return None
-    return sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
+    most = sum(chunk.total_uncompressed_size + rows for rows, chunk in chunks)
+    for g, (rows, chunk) in enumerate(chunks):
+        entry = longest(g) if most <= limit and set(chunk.encodings) & DICTIONARY_ENCODINGS else 0
+        if entry is None:
+            return None
+        most += rows * entry
+    return most if most <= limit else None
+
+
+def dictionary_bound(inp: Input, config: Config, limit) -> Optional[int]:
+    """text_bound of a parquet file whose text is dictionary-encoded: each row group's dictionary
+    (the first page of its column chunk, read with its first row) gives its longest text."""
+    pa, pq = arrow()
+    try:
+        pf = pq.ParquetFile(inp.path, read_dictionary=[config.text_column], pre_buffer=False,
+                            buffer_size=PARQUET_BATCH_BYTES)
+        return text_bound(text_chunks(pf.metadata, config.text_column),
+                          functools.partial(longest_entry, pf, config.text_column), limit)
+    except (OSError, pa.ArrowException):
+        return None  # (the run finds the damage where it is)
+
+
+def longest_entry(pf, column, g) -> Optional[int]:
+    """The length in bytes of the longest text in row group g's dictionary."""
+    pa, _ = arrow()
+    import pyarrow.compute as pc  # (pyarrow is loaded: see arrow)
+    batch = next(pf.iter_batches(batch_size=1, row_groups=[g], columns=[column], use_threads=False), None)
+    if batch is None:
+        return 0
+    values = batch.column(0)
+    if not pa.types.is_dictionary(values.type):
+        return None
+    return pc.max(pc.binary_length(values.dictionary)).as_py() or 0
 
 
 def parquet_units(k: int, inp: Input, unit_bytes: int) -> list:
@@ -1236,6 +1282,7 @@ class ProcessReader:
     the GIL that the encoding threads need between calls: on 2 cores that made a run ~1.5x slower."""
 
     def __init__(self, inputs, units, config):
+        self.inputs, self.units, self.reading = inputs, units, None
         ctx = multiprocessing.get_context("spawn")
         self.conn, child_chunks = ctx.Pipe(duplex=False)
         child_jobs, self.jobs = ctx.Pipe(duplex=False)
@@ -1256,13 +1303,41 @@ class ProcessReader:
         child_jobs.close()
 
     def start(self, u, place):
-        self.jobs.send((u, place))
+        try:
+            self.jobs.send((u, place))
+        except OSError:  # (it ended between units)
+            self.reading = None
+            raise self.ended() from None
+        self.reading = (u, place)
 
     def recv(self):
         try:
             return self.conn.recv()
-        except EOFError:
-            raise RuntimeError("a reader process died; its error is printed above") from None
+        except (EOFError, OSError):  # (OSError: it ended in the middle of a message)
+            raise self.ended() from None
+
+    def ended(self) -> UserError:
+        """The error for a reader process that ended while reading: which, how, and that the run
+        continues (the out-of-memory killer of Linux sends SIGKILL; a Python error in the
+        reader is printed by it, and it exits with code 1)."""
+        self.proc.join(5)
+        code = self.proc.exitcode
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            name = next((s.name for s in signal.Signals if s == -code), f"signal {-code}")
+            how = f"was killed by {name}" + (", most likely by the system for lack of memory (fewer --workers "
+                                             "or a smaller --chunk-size need less)" if name == "SIGKILL" else "")
+        else:
+            how = f"ended with exit code {code}" + (" (its error is printed above)" if code else "")
+        if self.reading:
+            unit = self.units[self.reading[0]]
+            inp = self.inputs[unit.file]
+            doing = f"reading {inp.path} from {KINDS[inp.kind].position(inp, unit, self.reading[1])}"
+        else:
+            doing = "between units"
+        return UserError(f"the reader process {self.proc.pid} ({doing}) {how}; work done so far is kept: "
+                         "run the same command to continue")
 
     def close(self):
         self.proc.kill()
@@ -2235,8 +2310,7 @@ class Output:
     def start(self, restart: bool) -> Optional[Checkpoint]:
         """The state to continue from, or None when this output is already finished."""
         if restart:
-            for name in self.outputs():
-                os.remove(self.path(name))
+            self.clear()
         if os.path.exists(self.path(CHECKPOINT)):
             state = read_json(self.path(CHECKPOINT))
             if state.get("files") is None:  # no token recorded yet: nothing to keep, whatever the options
@@ -2259,6 +2333,10 @@ class Output:
         state = Checkpoint(self.fingerprint)  # (its files are made after it is written)
         write_json(self.path(CHECKPOINT), asdict(state))
         return state
+
+    def clear(self):
+        for name in self.outputs():
+            os.remove(self.path(name))
 
     def finished_files_match(self, summary):
         return all(os.path.exists(self.path(f["file"])) for f in summary["files"])
@@ -2602,7 +2680,7 @@ def prepare(config: Config) -> int:
     parts_fp, fingerprint = fingerprints(config, inputs, tok)
     if config.shard:
         return shard_run(config, inputs, units, tok, dtype, parts_fp)
-    check_val_tokens(config, inputs)
+    check_val_tokens(config, inputs, tok)
     if config.merge:
         check_parts(config.parts_dir, inputs, units, parts_fp)
     out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, tok.doc_token))
@@ -2622,7 +2700,11 @@ def prepare(config: Config) -> int:
     if not state.done:
         print(f"stopped at {bar.percent():.0f}%; run the same command to continue", file=sys.stderr)
         return 128 + stopped
-    check_split(state.split, config, inputs)
+    try:
+        check_split(state.split, state.budget, config, inputs)
+    except UserError:
+        out.clear()  # (output that no command can finish: nothing may stand in the corrected one's way)
+        raise
     out.writer.open(state.files)
     summary = out.finish(lambda files: make_summary(state, inputs, tok, dtype, config, files))
     report(summary, config.out_dir)
@@ -2630,24 +2712,45 @@ def prepare(config: Config) -> int:
     return 0
 
 
-def check_split(split: SplitState, config: Config, inputs):
+def most_tokens(inputs, config: Config, tok, limit) -> Optional[int]:
+    """At most how many tokens the inputs make, when that is sure and not more than limit, else
+    None: a token of a tiktoken encoding holds a byte of the text or more (an invalid byte's
+    U+FFFD, three bytes, is one token of gpt2's and cl100k's vocabularies; NFC first makes the
+    text at most NFC_GROWTH times longer), each document adds one (Input.most counts both);
+    `tokenizers`' normalizers and pre-tokenizers may add text."""
+    if not isinstance(tok, TiktokenTokenizer):
+        return None
+    per_byte, most = NFC_GROWTH if tok.normal else 1, 0
+    for inp in inputs:
+        held = inp.most
+        if held is None and inp.kind == "parquet":
+            held = dictionary_bound(inp, config, limit // per_byte - most)
+        if held is None:
+            return None
+        most += held
+        if most * per_byte > limit:
+            return None
+    return most * per_byte
+
+
+def check_split(split: SplitState, budget: Optional[dict], config: Config, inputs):
     """Refuses to finish output that a trainer cannot use: no token at all, or no train."""
     if sum(split.tokens) == 0:
         raise UserError("the input holds no text to tokenize (" +
                         ", ".join(i.path for i in inputs) + "); nothing was written")
     if config.val_rule.kind == "tokens" and split.tokens[TRAIN] == 0:
-        raise UserError(f"the input holds only {split.tokens[VAL]:,} tokens, and all went to val "
-                        f"(--val-tokens {config.val_rule.amount:,}); run again with --restart and a smaller --val-tokens")
+        ended = f"--max-tokens {config.max_tokens:,} ended the run at {split.tokens[VAL]:,} tokens" if budget \
+            else f"the input holds only {split.tokens[VAL]:,} tokens"
+        raise UserError(f"{ended}, and all went to val (--val-tokens {config.val_rule.amount:,}); nothing was "
+                        "written: run again with a smaller --val-tokens" + (" or a larger --max-tokens" if budget else ""))
 
 
-def check_val_tokens(config: Config, inputs):
+def check_val_tokens(config: Config, inputs, tok):
     """An input that cannot hold the --val-tokens val split and some train is refused before
-    any work, when that is sure (Input.most); else the end of the run says so."""
+    any work, when that is sure (most_tokens); else the end of the run says so."""
     rule = config.val_rule
-    if rule.kind != "tokens" or any(i.most is None for i in inputs):
-        return
-    most = sum(i.most for i in inputs)
-    if most <= rule.amount:
+    most = most_tokens(inputs, config, tok, rule.amount) if rule.kind == "tokens" else None
+    if most is not None:
         default = "" if config.val_rule_given else ", the default for --format " + config.format
         raise UserError(f"the input makes at most {most:,} tokens, not more than the {rule.amount:,} "
                         f"that go to val (--val-tokens{default}); "
@@ -2898,11 +3001,10 @@ def make_config(argv, **sizes) -> Config:
     if args.shard and args.merge:
         p.error("--merge joins the shards: run it without --shard, once every shard is done")
     fmt = FORMATS[args.format]
-    given = ValRule("tokens", args.val_tokens) if args.val_tokens is not None else \
-        ValRule("fraction", args.val_fraction) if args.val_fraction is not None else None
+    val_rule, given = val_rule_of(args)
     return Config(
-        inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=given or fmt.val_rule,
-        val_rule_given=given is not None, shard_tokens=args.shard_tokens or SHARD_TOKENS,
+        inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=val_rule,
+        val_rule_given=given, shard_tokens=args.shard_tokens or SHARD_TOKENS,
         prefix=fmt.prefix and (args.prefix or fmt.prefix), max_tokens=args.max_tokens, encoding=args.encoding,
         tokenizer=args.tokenizer, tokenizer_pattern=args.tokenizer_pattern, doc_token=args.doc_token,
         text_column=args.text_column, chunk_size=args.chunk_size, workers=args.workers,
@@ -2912,6 +3014,13 @@ def make_config(argv, **sizes) -> Config:
         **sizes)
 
 
+def val_rule_of(args) -> tuple:
+    """The val rule the options ask for, and whether it was given (else the format's default)."""
+    given = ValRule("tokens", args.val_tokens) if args.val_tokens is not None else \
+        ValRule("fraction", args.val_fraction) if args.val_fraction is not None else None
+    return given or FORMATS[args.format].val_rule, given is not None
+
+
 def bad_numbers(args) -> Optional[str]:
     """What is wrong with the options' numbers and combinations, in one sentence; None if nothing."""
     at_least = dict(chunk_size=1, workers=1, readers=1, max_tokens=1, shard_tokens=1, val_tokens=0)
@@ -2919,6 +3028,9 @@ def bad_numbers(args) -> Optional[str]:
         if getattr(args, name) is not None and getattr(args, name) < least:
             return f"--{name.replace('_', '-')} must be at least 1" if least else \
                 f"--{name.replace('_', '-')} must be 0 or more"
+    if args.chunk_size > MAX_CHUNK_CHARS:
+        return f"--chunk-size must be at most {MAX_CHUNK_CHARS:,} (characters per encode call; a larger one " \
+            "only takes more memory)"
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 0.5:
         return "--val-fraction must be between 0 and 0.5"
     if not args.checkpoint_seconds >= 0:
@@ -2939,6 +3051,14 @@ def bad_combination(args) -> Optional[str]:
     if fmt.prefix is None and (args.shard_tokens is not None or args.prefix is not None):
         return "--shard-tokens and --prefix name shards, which only --format " + \
             " and ".join(name for name, f in FORMATS.items() if f.prefix) + " write"
+    if args.prefix is not None and (not args.prefix or os.path.basename(args.prefix) != args.prefix or "/" in args.prefix):
+        return f"--prefix {args.prefix!r} is not a file name: it starts each shard's name, so it cannot be " \
+            "empty or name a folder (the folder is --out-dir)"
+    rule, given = val_rule_of(args)
+    if args.max_tokens is not None and rule.kind == "tokens" and args.max_tokens <= rule.amount:
+        default = "" if given else f", the default for --format {args.format}"
+        return (f"--max-tokens {args.max_tokens:,} is not more than --val-tokens {rule.amount:,}{default}: every "
+                "token would go to val and none to train; give a larger --max-tokens or a smaller --val-tokens")
     if fmt.max_tokens and max(args.shard_tokens or 0, args.val_tokens or 0) > fmt.max_tokens:
         return (f"--shard-tokens and --val-tokens must be at most {fmt.max_tokens:,} for --format {args.format} "
                 "(its header holds a shard's token count as an int32)")
@@ -2987,7 +3107,7 @@ def main(argv=None, **sizes) -> int:
             print(f"error: the disk is full (writing {where}); free some space and run the same "
                   "command again to continue: finished work is kept", file=sys.stderr)
         else:
-            print(f"error: {where}: {e.strerror}; fix that and run the same command again to "
+            print(f"error: {where}: {e.strerror or e}; fix that and run the same command again to "
                   "continue: finished work is kept", file=sys.stderr)
     return 1
 

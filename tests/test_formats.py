@@ -6,13 +6,16 @@ import json
 import math
 import os
 import random
+import signal
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
 import tiktoken
 from hypothesis import given, strategies as st
 
+import corpus
 from helpers import EOT, GPT2, assert_user_error, killed_at_random, prepare, run, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS
 
@@ -142,6 +145,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_shards(inputs, fm
     assert r.returncode == 0, r.stderr
     assert shard_bytes(out) == shard_bytes(tmp_path / "whole")
     assert len(shard_bytes(out)) > 10
+    assert recorded_crcs(out) == file_crcs(out)
 
 
 def test_verify_checks_each_shard(inputs, tmp_path):
@@ -161,6 +165,111 @@ def test_verify_checks_each_shard(inputs, tmp_path):
     data[np.flatnonzero(data == EOT)[2]] = 11
     (out / name).write_bytes(good[:1024] + data.tobytes())
     assert_user_error(run("--verify", "--out-dir", out), name, "end-of-text")
+
+
+# --- checksums: each file's CRC-32 in summary.json, recomputed by --verify ------------------------
+
+def file_crcs(out):
+    """zlib's CRC-32 of each token file's bytes, read whole (the reference)."""
+    return {n: f"{zlib.crc32((out / n).read_bytes()):08x}" for n in os.listdir(out) if n.endswith((".bin", ".npy"))}
+
+
+def recorded_crcs(out):
+    return {f["file"]: f["crc32"] for f in json.loads((out / "summary.json").read_text())["files"]}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Two inputs (two units): 400 KB of txt, 200 KB of parquet."""
+    d = tmp_path_factory.mktemp("small")
+    corpus.write_txt(d / "a.txt", 400_000, seed=7)
+    corpus.write_parquet(d / "b.parquet", 200_000, seed=8, rows_per_group=20)
+    return [d / "a.txt", d / "b.parquet"]
+
+
+SPLIT_OPTIONS = {"bin": ["--val-fraction", 0.05], "llmc": ["--val-tokens", 10_000, "--shard-tokens", 25_000],
+                 "npy": ["--val-tokens", 10_000, "--shard-tokens", 25_000]}
+
+
+@pytest.mark.parametrize("fmt", ["bin", "llmc", "npy"])
+def test_the_summary_records_each_files_crc32_as_zlib_computes_it(small, fmt, tmp_path):
+    out = tmp_path / "o"
+    r = run("--input", *small, "--out-dir", out, "--format", fmt, *SPLIT_OPTIONS[fmt])
+    assert r.returncode == 0, r.stderr
+    assert recorded_crcs(out) == file_crcs(out)
+    assert len(file_crcs(out)) >= (2 if fmt == "bin" else 5)  # (some shards, with headers of their counts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["bin", "llmc"])
+def test_crc32s_are_right_after_kills_between_writing_and_each_checkpoint(small, fmt, tmp_path):
+    """Each run killed before its 3rd checkpoint (its data written and fsynced past the last
+    one, shards closed and not yet recorded), then resumed: the files and their recorded CRC-32s
+    are those of an uninterrupted run."""
+    args = ["--input", *small, "--format", fmt, *SPLIT_OPTIONS[fmt], "--chunk-size", 20_000,
+            "--checkpoint-seconds", 0]
+    assert run(*args, "--out-dir", tmp_path / "whole").returncode == 0
+    out, kills = tmp_path / "o", 0
+    while (r := run(*args, "--out-dir", out, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"})).returncode:
+        assert r.returncode == -signal.SIGKILL, r.stderr
+        kills += 1
+    assert kills >= 4
+    assert recorded_crcs(out) == file_crcs(out) == file_crcs(tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_crc32s_are_right_after_shards_and_a_merge_and_with_max_tokens(small, tmp_path):
+    out = tmp_path / "o"
+    for i in range(2):
+        r = run("--input", *small, "--out-dir", out, "--shard", f"{i}/2", "--format", "llmc")
+        assert r.returncode == 0, r.stderr
+    options = ["--format", "llmc", *SPLIT_OPTIONS["llmc"], "--max-tokens", 120_000]
+    r = run("--input", *small, "--out-dir", out, "--merge", *options)
+    assert r.returncode == 0, r.stderr
+    assert "stopped at --max-tokens" in r.stdout
+    assert run("--input", *small, "--out-dir", tmp_path / "one", *options).returncode == 0
+    assert recorded_crcs(out) == file_crcs(out) == file_crcs(tmp_path / "one")
+
+
+def flip_a_token(path, header, k):
+    """Token k of the file, changed to another ordinary token (in range, not an EOT)."""
+    data = bytearray(path.read_bytes())
+    token = int.from_bytes(data[header + 2 * k:header + 2 * k + 2], "little")
+    assert token != EOT
+    data[header + 2 * k:header + 2 * k + 2] = (token ^ 1).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_verify_names_every_file_whose_tokens_changed(small, tmp_path):
+    for fmt, bad in (("bin", ["train.bin"]), ("llmc", ["fineweb_train_000002.bin", "fineweb_train_000004.bin"])):
+        out = tmp_path / fmt
+        assert run("--input", *small, "--out-dir", out, "--format", fmt, *SPLIT_OPTIONS[fmt]).returncode == 0
+        for name in bad:
+            flip_a_token(out / name, 1024 if fmt == "llmc" else 0, 500)
+        r = run("--verify", "--out-dir", out)
+        assert_user_error(r, *bad)
+        lines = [line for line in r.stderr.splitlines() if "CRC-32" in line]
+        assert [line.split(":")[1].strip() for line in lines] == [str(out / name) for name in bad], r.stderr
+        assert r.stdout.count("ok:") == len(file_crcs(out)) - len(bad), r.stdout
+
+
+@pytest.mark.slow
+def test_a_summary_without_checksums_verifies_as_before_and_says_so(small, tmp_path):
+    """As the release before the checksums wrote it: no crc32 of each file."""
+    out = tmp_path / "o"
+    assert run("--input", *small, "--out-dir", out, "--format", "llmc", *SPLIT_OPTIONS["llmc"]).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for f in summary["files"]:
+        del f["crc32"]
+    (out / "summary.json").write_text(json.dumps(summary))
+    r = run("--verify", "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert "records no checksums" in r.stderr and r.stdout.count("ok:") == len(summary["files"])
+    flip_a_token(out / "fineweb_train_000002.bin", 1024, 500)  # (a changed token passes, as before)
+    assert run("--verify", "--out-dir", out).returncode == 0
+    with open(out / "fineweb_train_000003.bin", "ab") as f:
+        f.write(b"\0\0")
+    assert_user_error(run("--verify", "--out-dir", out), "fineweb_train_000003.bin", "bytes", "records no checksums")
 
 
 def test_the_default_val_split_needs_an_input_bigger_than_it(tmp_path):

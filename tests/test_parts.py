@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -196,6 +197,8 @@ def test_each_shard_writer_closes_shards_where_the_reference_does_and_resumes_fr
     assert names == sorted(f["file"] for f in files if f["split"] == "train")
     assert [read_shard(os.path.join(out, n), fmt) for n in names] == reference_shards(docs, cap)
     assert not [f for f in os.listdir(out) if f.startswith(".")]
+    assert [f["crc32"] for f in files if f["split"] == "train"] == \
+        [f"{zlib.crc32(open(os.path.join(out, n), 'rb').read()):08x}" for n in names]
 
 
 # --- input kinds: units that tile each file, whose documents are the file's ------------------------

@@ -133,6 +133,7 @@ SHARD_TOKENS = 100_000_000     # llm.c, modded-nanogpt and build-nanogpt shard s
 LLMC_MAX_TOKENS = (1 << 31) - 1  # llm.c's header holds a shard's token count as an int32
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
+CRC32_POLY = 0xEDB88320        # zlib's CRC-32 (gzip's, zip's), bit-reversed: each output file's checksum
 MARKER = "<|endoftext|>"       # the document separator in txt files
 NFC_GROWTH = 3                 # NFC makes UTF-8 text at most this many times longer (Unicode's UAX #15)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1998,11 +1999,40 @@ def fsync_files(files):
         os.fsync(f.fileno())
 
 
+def crc32_times(a, b):
+    """a times b, polynomials modulo CRC-32's (bit-reversed: bit 31 holds x^0), as zlib's multmodp."""
+    product = 0
+    for bit in range(31, -1, -1):
+        if a >> bit & 1:
+            product ^= b
+        b = b >> 1 ^ CRC32_POLY if b & 1 else b >> 1
+    return product
+
+
+def crc32_combine(crc1, crc2, length2):
+    """The CRC-32 of bytes A then B from A's (crc1), B's (crc2) and B's length: zlib's
+    crc32_combine, which Python's zlib does not offer. (A shard's header is known only when it
+    closes, after its tokens were checksummed as they were written.)"""
+    shift, square = 1 << 31, 1 << 23   # x^0; x^8 (one byte)
+    while length2:
+        if length2 & 1:
+            shift = crc32_times(shift, square)
+        square = crc32_times(square, square)
+        length2 >>= 1
+    return crc32_times(shift, crc1) ^ crc2
+
+
+def crc32_hex(crc):
+    return f"{crc:08x}"
+
+
 class Writer:
     """What the writers of the formats share: an open file per split (train, val) and the state
     of the files (a dataclass, saved in each checkpoint after the files are fsynced). Each has
     open(state from a checkpoint or None), write(split, tokens: EOT after each document),
-    settle() (after a checkpoint) and finish() (the list of files written)."""
+    settle() (after a checkpoint) and finish() (the list of files written). Each file's CRC-32
+    is kept up to date with its bytes as they are written (zlib.crc32's running value, an int
+    that the checkpoint saves with the lengths: a resumed run goes on from it)."""
 
     def __init__(self, fmt, out_dir, dtype, _config, eot):
         self.fmt, self.dir, self.dtype, self.eot, self.files = fmt, out_dir, np.dtype(dtype), eot, [None, None]
@@ -2024,6 +2054,7 @@ class Writer:
 @dataclass
 class BinFiles:
     tokens: list = field(default_factory=lambda: [0, 0])   # in each file
+    crc: list = field(default_factory=lambda: [0, 0])      # the CRC-32 of each file's bytes
 
 
 class BinWriter(Writer):
@@ -2043,6 +2074,7 @@ class BinWriter(Writer):
     def write(self, split, tokens):
         self.files[split].write(tokens.data)
         self.fs.tokens[split] += len(tokens)
+        self.fs.crc[split] = zlib.crc32(tokens.data, self.fs.crc[split])
 
     def settle(self):
         pass
@@ -2053,7 +2085,8 @@ class BinWriter(Writer):
         for s in SPLITS:
             if os.path.exists(self.path(f"{s}.bin.partial")):
                 os.replace(self.path(f"{s}.bin.partial"), self.path(f"{s}.bin"))
-        return [dict(file=f"{s}.bin", split=s, tokens=self.fs.tokens[i]) for i, s in enumerate(SPLITS)]
+        return [dict(file=f"{s}.bin", split=s, tokens=self.fs.tokens[i], crc32=crc32_hex(self.fs.crc[i]))
+                for i, s in enumerate(SPLITS)]
 
 
 def llmc_header(n, dtype):
@@ -2074,11 +2107,13 @@ def npy_header(n, dtype):
 
 @dataclass
 class ShardFiles:
-    done: list = field(default_factory=lambda: [[], []])   # per split: [name, tokens, documents] of each shard done
+    done: list = field(default_factory=lambda: [[], []])   # per split: [name, tokens, documents, CRC-32] of each shard done
     index: list = field(default_factory=lambda: [1, 0])    # the open shard's number (val's is 0)
     length: list = field(default_factory=lambda: [0, 0])   # its tokens
     docs: list = field(default_factory=lambda: [0, 0])     # its documents
     doc_start: list = field(default_factory=lambda: [None, None])  # where its last document starts
+    crc: list = field(default_factory=lambda: [0, 0])      # the CRC-32 of its tokens (not of its header)
+    doc_crc: list = field(default_factory=lambda: [0, 0])  # of its tokens before doc_start
     carry: list = field(default_factory=list)              # the token held back (see write)
     closing: list = field(default_factory=list)            # [closing name, final name, tokens] of full shards
 
@@ -2151,6 +2186,10 @@ class ShardWriter(Writer):
         starts = np.flatnonzero(tokens == self.eot)
         if len(starts):
             fs.doc_start[split] = fs.length[split] + int(starts[-1])
+            fs.doc_crc[split] = zlib.crc32(tokens[:starts[-1]].data, fs.crc[split])
+            fs.crc[split] = zlib.crc32(tokens[starts[-1]:].data, fs.doc_crc[split])
+        else:
+            fs.crc[split] = zlib.crc32(tokens.data, fs.crc[split])
         self.files[split].write(tokens.data)
         fs.length[split] += len(tokens)
         fs.docs[split] += len(starts)
@@ -2167,13 +2206,16 @@ class ShardWriter(Writer):
         fs.index[split] += 1
         self.files[split] = self.start_file(split, 0)
         docs = fs.docs[split]
-        fs.length[split], fs.docs[split], fs.doc_start[split] = 0, 0, None
+        # (a shard ends at its length or, see write, at its last document's start)
+        tokens_crc = fs.crc[split] if end == fs.length[split] else fs.doc_crc[split]
+        crc = crc32_combine(zlib.crc32(self.header(end, self.dtype)), tokens_crc, end * self.dtype.itemsize)
+        fs.length[split], fs.docs[split], fs.doc_start[split], fs.crc[split] = 0, 0, None, 0
         with open(closing, "rb") as old:
             old.seek(self.hlen + end * self.dtype.itemsize)
             while block := old.read(1 << 24):
                 self.append(split, np.frombuffer(block, self.dtype))
         fs.closing.append([closing, name, end])
-        fs.done[split].append([name, end, docs - fs.docs[split]])
+        fs.done[split].append([name, end, docs - fs.docs[split], crc32_hex(crc)])
 
     def settle(self):
         """After a checkpoint: the shards it records as full get their length, header and final
@@ -2201,8 +2243,8 @@ class ShardWriter(Writer):
             self.files[s].close()
             os.remove(self.partial(s))
         self.settle()
-        return [dict(file=name, split=SPLITS[s], tokens=n, documents=docs)
-                for s in (VAL, TRAIN) for name, n, docs in self.fs.done[s]]
+        return [dict(file=name, split=SPLITS[s], tokens=n, documents=docs, crc32=crc)
+                for s in (VAL, TRAIN) for name, n, docs, crc in self.fs.done[s]]
 
 
 def bin_warnings(summary, _shards):
@@ -2283,6 +2325,8 @@ class Checkpoint:
     @classmethod
     def load(cls, saved: dict, path: str) -> Checkpoint:
         try:
+            if "crc" not in saved["files"]:  # (a version before the checksums: its files' CRC-32s are unknown)
+                raise KeyError("crc")
             return cls(**dict(saved, unit_state=saved["unit_state"] and Place(**saved["unit_state"]),
                               split=SplitState(**saved["split"]), counts=Counts(**saved["counts"])))
         except (KeyError, TypeError):
@@ -2855,13 +2899,28 @@ def verify(config: Config) -> int:
     summary = read_json(summary_path)
     tok = summary_tokenizer(summary, config)
     dtype = np.dtype(summary["dtype"])
+    if not all("crc32" in f for f in summary["files"]):
+        print(f"note: {summary_path} records no checksums (it was written by an earlier version of this script): "
+              "the files' headers, sizes, token ranges and document counts are checked, not each token",
+              file=sys.stderr)
+    bad = []  # (every file is checked, each bad one named)
     for s in SPLITS:
         files = [f for f in summary["files"] if f["split"] == s]
-        docs = 0
+        docs, bad_before = 0, len(bad)
         for i, f in enumerate(files):
-            docs += verify_file(os.path.join(out_dir, f["file"]), f, summary, tok, dtype, shows=i == 0)
-        if docs != summary[s]["documents"] or sum(f["tokens"] for f in files) != summary[s]["tokens"]:
-            raise UserError(f"the {s} files hold {docs:,} documents, but the summary says {summary[s]['documents']:,}")
+            try:
+                docs += verify_file(os.path.join(out_dir, f["file"]), f, summary, tok, dtype, shows=i == 0)
+            except UserError as e:
+                print(f"error: {e}", file=sys.stderr)
+                bad.append(f["file"])
+        if len(bad) == bad_before and (docs != summary[s]["documents"] or
+                                       sum(f["tokens"] for f in files) != summary[s]["tokens"]):
+            print(f"error: the {s} files hold {docs:,} documents, but the summary says {summary[s]['documents']:,}",
+                  file=sys.stderr)
+            bad.append(f"the {s} counts")
+    if bad:
+        raise UserError(f"{plural(len(bad), 'problem')} in {out_dir} (each named above): {', '.join(bad[:5])}"
+                        f"{' ...' if len(bad) > 5 else ''}; the run's command with --restart makes the output again")
     return 0
 
 
@@ -2882,13 +2941,15 @@ def summary_tokenizer(summary: dict, config: Config):
 
 
 def verify_file(path, want, summary, tok, dtype, shows):
-    """Checks one file (its header, size, tokens, end-of-text count); shows a document."""
+    """Checks one file (its header, size, tokens, end-of-text count, CRC-32 where the summary
+    records it); shows a document."""
     if not os.path.exists(path):
         raise UserError(f"{path} is missing")
     fmt, n = FORMATS[summary["format"]], want["tokens"]
     header = fmt.header(n, dtype)
     with open(path, "rb") as f:
         head = f.read(len(header))
+    crc = zlib.crc32(head)
     if head != header:
         raise UserError(f"{path}: its header is not the {summary['format']} header for {n:,} {dtype.name} tokens")
     size = os.path.getsize(path)
@@ -2906,11 +2967,16 @@ def verify_file(path, want, summary, tok, dtype, shows):
                 raise UserError(f"{path}: token {lo + bad:,} is {int(block[bad])}, not below the "
                                 f"vocabulary size {tok.n_vocab}")
             eots += int(np.count_nonzero(block == tok.doc_token))
+            crc = zlib.crc32(block, crc)
     documents = want.get("documents", summary[want["split"]]["documents"])
     if eots != documents:
         raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
                         f"{documents:,} documents")
-    print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents")
+    if want.get("crc32", crc32_hex(crc)) != crc32_hex(crc):
+        raise UserError(f"{path}: its CRC-32 is {crc32_hex(crc)}, but the summary says {want['crc32']}: "
+                        "some of its tokens changed after it was written")
+    print(f"ok: {path}: {n:,} {dtype.name} tokens, {eots:,} documents" +
+          (f", CRC-32 {want['crc32']}" if "crc32" in want else ""))
     if shows:
         ends = np.flatnonzero(start == tok.doc_token)[:3]
         docs = zip(ends[:-1] + 1, ends[1:]) if fmt.eot_before else zip([-1, *ends[:-1]], ends)

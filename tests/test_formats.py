@@ -16,7 +16,7 @@ import tiktoken
 from hypothesis import given, strategies as st
 
 import corpus
-from helpers import EOT, GPT2, assert_user_error, killed_at_random, prepare, run, txt_layout, write_parquet
+from helpers import EOT, GPT2, assert_user_error, checkpoint, killed_at_random, prepare, run, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS
 
 
@@ -335,3 +335,26 @@ def test_headers_past_2_31_tokens():
     assert np.frombuffer(prepare.llmc_header(most, np.uint16), "<i4")[2] == most
     with pytest.raises(prepare.UserError, match="llm.c"):
         prepare.llmc_header(most + 1, np.uint16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["bin", "llmc"])
+def test_a_checkpoint_of_before_the_checksums_resumes_to_the_same_bytes_and_right_crc32s(small, fmt, tmp_path):
+    """The previous release's checkpoint (no CRC-32 in its files' state, none in its finished
+    shards) resumes: the same bytes as an uninterrupted run, and the CRC-32s of the files."""
+    args = ["--input", *small, "--format", fmt, *SPLIT_OPTIONS[fmt], "--chunk-size", 20_000,
+            "--checkpoint-seconds", 0]
+    assert run(*args, "--out-dir", tmp_path / "whole").returncode == 0
+    out = tmp_path / "o"
+    r = run(*args, "--out-dir", out, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "6"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    cp = checkpoint(out)
+    files = cp["files"]
+    files.pop("crc"), files.pop("doc_crc", None)   # (the previous release's shape)
+    if fmt == "llmc":
+        assert any(files["done"]), "no finished shard to test"
+        files["done"] = [[entry[:3] for entry in split] for split in files["done"]]
+    (out / "prepare.checkpoint.json").write_text(json.dumps(cp))
+    r = run(*args, "--out-dir", out)
+    assert r.returncode == 0, r.stderr
+    assert recorded_crcs(out) == file_crcs(out) == file_crcs(tmp_path / "whole")

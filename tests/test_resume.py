@@ -206,16 +206,3 @@ def test_an_in_progress_file_shorter_than_its_checkpoint_is_refused(corpus_txt, 
     r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted
-
-
-@pytest.mark.slow
-def test_a_checkpoint_of_before_the_checksums_is_refused_with_a_sentence(corpus_txt, tmp_path):
-    """An earlier version's checkpoint holds no CRC-32 of the files it began: finishing them
-    would record wrong ones in summary.json."""
-    out = tmp_path / "out"
-    args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]
-    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode == -signal.SIGKILL
-    cp = checkpoint(out)
-    cp["files"].pop("crc", None)
-    (out / "prepare.checkpoint.json").write_text(json.dumps(cp))
-    assert_user_error(run(*args), "another version", "--restart")

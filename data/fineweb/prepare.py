@@ -2026,6 +2026,17 @@ def crc32_hex(crc):
     return f"{crc:08x}"
 
 
+def crc32_of_file(path, start=0, end=None):
+    """The CRC-32 of a file's bytes start:end, read in blocks: only for the files of a checkpoint
+    of before the checksums, which a resumed run reads back once."""
+    crc, left = 0, (os.path.getsize(path) if end is None else end) - start
+    with open(path, "rb") as f:
+        f.seek(start)
+        while left > 0 and (block := f.read(min(left, 1 << 24))):
+            crc, left = zlib.crc32(block, crc), left - len(block)
+    return crc
+
+
 class Writer:
     """What the writers of the formats share: an open file per split (train, val) and the state
     of the files (a dataclass, saved in each checkpoint after the files are fsynced). Each has
@@ -2070,6 +2081,8 @@ class BinWriter(Writer):
             elif not os.path.exists(partial) and os.path.exists(self.path(f"{s}.bin")):
                 os.replace(self.path(f"{s}.bin"), partial)  # renamed by a finish a kill cut short
             self.files[i] = truncate_open(partial, self.fs.tokens[i] * self.dtype.itemsize)
+            if saved and "crc" not in saved:  # (a checkpoint of before the checksums)
+                self.fs.crc[i] = crc32_of_file(partial)
 
     def write(self, split, tokens):
         self.files[split].write(tokens.data)
@@ -2152,6 +2165,18 @@ class ShardWriter(Writer):
                 if os.path.exists(stray):  # closed after the checkpoint: its data is the open shard's
                     os.replace(stray, self.partial(s))
             self.files[s] = self.start_file(s, self.fs.length[s])
+        if saved and "crc" not in saved:
+            self.checksums_from_files()
+
+    def checksums_from_files(self):
+        """A checkpoint of before the checksums: the CRC-32s of what it wrote, from the files."""
+        fs, size = self.fs, self.dtype.itemsize
+        for s in (TRAIN, VAL):
+            fs.done[s] = [[name, n, docs, crc32_hex(crc32_of_file(self.path(name)))]
+                          for name, n, docs in fs.done[s]]
+            fs.crc[s] = crc32_of_file(self.partial(s), self.hlen, self.hlen + fs.length[s] * size)
+            if fs.doc_start[s] is not None:
+                fs.doc_crc[s] = crc32_of_file(self.partial(s), self.hlen, self.hlen + fs.doc_start[s] * size)
 
     def start_file(self, s, length):
         if length == 0:
@@ -2325,8 +2350,6 @@ class Checkpoint:
     @classmethod
     def load(cls, saved: dict, path: str) -> Checkpoint:
         try:
-            if "crc" not in saved["files"]:  # (a version before the checksums: its files' CRC-32s are unknown)
-                raise KeyError("crc")
             return cls(**dict(saved, unit_state=saved["unit_state"] and Place(**saved["unit_state"]),
                               split=SplitState(**saved["split"]), counts=Counts(**saved["counts"])))
         except (KeyError, TypeError):

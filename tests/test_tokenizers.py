@@ -228,6 +228,68 @@ def test_a_changed_tokenizer_file_is_refused_on_resume_and_by_verify(trained, tm
     assert_user_error(run("--out-dir", tmp_path / "o", "--verify"), str(path), "changed")
 
 
+def llama3_reference(docs, doc_id):
+    """Llama 3's one-shot tokens of each document (tokenizers), then the document token's id."""
+    tok = hugging_face(LLAMA3_JSON)
+    return [t for d in docs for t in tok.encode(d, add_special_tokens=False).ids + [doc_id]]
+
+
+def killed_then(args, *resumes):
+    """Runs args, SIGKILLed before its 3rd checkpoint, then each resume (extra options)."""
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    return [run(*args, *extra) for extra in resumes]
+
+
+@pytest.mark.slow
+def test_a_changed_doc_token_or_pattern_of_a_tokenizer_file_is_refused_on_resume(tmp_path):
+    """--doc-token and --tokenizer-pattern change the bytes of a --tokenizer run: resuming with
+    another is refused, naming it; with the same one, the run ends as an uninterrupted one."""
+    docs = [f"document {i} with some words" for i in range(3000)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    base = ["--input", tmp_path / "in.txt", "--chunk-size", 2000, "--checkpoint-seconds", 0, "--val-fraction", 0]
+    args = [*base, "--out-dir", tmp_path / "llama", "--tokenizer", LLAMA3_MODEL, "--doc-token", "<|end_of_text|>"]
+    without, again = killed_then(args, ["--doc-token", "<|begin_of_text|>"], [])
+    assert_user_error(without, "--doc-token", "--restart")
+    assert "--tokenizer-pattern" not in without.stderr and "--encoding" not in without.stderr
+    assert again.returncode == 0, again.stderr
+    assert read_bin(tmp_path / "llama" / "train.bin", np.uint32) == llama3_reference(docs, 128001)
+    r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    args = [*base, "--out-dir", tmp_path / "r50k", "--tokenizer", r50k]
+    other, = killed_then([*args, "--tokenizer-pattern", prepare.GPT2_PATTERN], ["--tokenizer-pattern", r"\S+|\s+"])
+    assert_user_error(other, "--tokenizer-pattern", "--restart")
+    assert "--doc-token" not in other.stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_a_release_that_did_not_record_the_doc_token_still_resumes(tmp_path):
+    """Earlier releases' fingerprints of a --tokenizer run hold neither --doc-token nor
+    --tokenizer-pattern: such a checkpoint still resumes, to the bytes of an uninterrupted run."""
+    docs = [f"document {i} with some words" for i in range(3000)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", LLAMA3_MODEL, "--doc-token",
+            "<|end_of_text|>", "--chunk-size", 2000, "--checkpoint-seconds", 0, "--val-fraction", 0]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    path = tmp_path / "o" / "prepare.checkpoint.json"
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"].pop("doc_token") == "<|end_of_text|>"
+    assert saved["fingerprint"].pop("tokenizer_pattern") is None
+    path.write_text(json.dumps(saved))
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin", np.uint32) == llama3_reference(docs, 128001)
+
+
+def test_a_merge_with_another_doc_token_than_its_parts_is_refused(tmp_path):
+    docs = [f"document {i} with some words" for i in range(300)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", LLAMA3_MODEL,
+            "--val-fraction", 0]
+    r = run(*args, "--shard", "0/1", "--doc-token", "<|end_of_text|>")
+    assert r.returncode == 0, r.stderr
+    assert_user_error(run(*args, "--merge"), "--doc-token", "--shard")
+    assert not os.path.exists(tmp_path / "o" / "train.bin")
+
+
 def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
     (tmp_path / "in.txt").write_text("some text\n")
     base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]

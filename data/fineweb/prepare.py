@@ -2211,14 +2211,14 @@ class Output:
             state = read_json(self.path(CHECKPOINT))
             if state.get("files") is None:  # no token recorded yet: nothing to keep, whatever the options
                 return self.start(True)
-            if state.get("fingerprint") != self.fingerprint:
+            if not same_run(state.get("fingerprint"), self.fingerprint):
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
                                 f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
                                 "same command as before to finish it, or add --restart to start over")
             return Checkpoint.load(state, self.path(CHECKPOINT))
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
-            if summary.get("fingerprint") == self.fingerprint and self.finished_files_match(summary):
+            if same_run(summary.get("fingerprint"), self.fingerprint) and self.finished_files_match(summary):
                 return None
             raise UserError(f"{self.dir} already holds output from a different run "
                             f"({changed(summary.get('fingerprint'), self.fingerprint) or 'files missing'}); "
@@ -2249,13 +2249,25 @@ class Output:
         return summary
 
 
+# fingerprint keys that releases before these did not write (a --tokenizer file's --doc-token and
+# --tokenizer-pattern): a saved fingerprint without them is compared on the rest, so that a run
+# those releases left unfinished still resumes (what it was given for them is not recorded)
+LATER_KEYS = ("doc_token", "tokenizer_pattern")
+
+
+def same_run(old, new) -> bool:
+    """Whether a saved fingerprint (a checkpoint's, a summary's or a part's) is this run's."""
+    return isinstance(old, dict) and old == {k: v for k, v in new.items() if k in old or k not in LATER_KEYS}
+
+
 def changed(old, new) -> str:
     """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
                   encoding="--encoding/--tokenizer/--doc-token")
-    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
+    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new
+             if k != "inputs" and (k in old or k not in LATER_KEYS) and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
     return ", ".join(diffs)
@@ -2541,6 +2553,8 @@ def fingerprints(config: Config, inputs, tok) -> tuple:
     """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
     parts = dict(encoding=tok.name, text_column=config.text_column, piece_chars=config.piece_chars,
                  unit_bytes=config.unit_bytes, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
+    if config.tokenizer:  # (a file's name holds its sha256; a built-in encoding's, its --doc-token)
+        parts.update(doc_token=tok.doc_text, tokenizer_pattern=config.tokenizer_pattern)
     shards = dict(shard_tokens=config.shard_tokens, prefix=config.prefix) if config.prefix else {}
     return parts, dict(parts, format=config.format, val_rule=list(config.val_rule), max_tokens=config.max_tokens,
                        **shards)
@@ -2662,14 +2676,14 @@ def part_info(parts_dir, u):
 
 def part_done(parts_dir, u, parts_fp):
     info = part_info(parts_dir, u)
-    return info is not None and info.get("fingerprint") == parts_fp
+    return info is not None and same_run(info.get("fingerprint"), parts_fp)
 
 
 def check_parts(parts_dir, inputs, units, parts_fp):
     """Refuses a --merge before any work unless every unit's part is there and made from these
     inputs and options; says which --shard runs to (re)run, or which inputs changed since."""
     infos = [part_info(parts_dir, u) for u in range(len(units))]
-    stale = [info for info in infos if info is not None and info.get("fingerprint") != parts_fp]
+    stale = [info for info in infos if info is not None and not same_run(info.get("fingerprint"), parts_fp)]
     if stale:
         raise UserError(f"the parts in {parts_dir} were made from other inputs or options "
                         f"({changed(stale[0].get('fingerprint'), parts_fp)}); run the --shard runs "

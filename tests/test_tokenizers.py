@@ -290,6 +290,32 @@ def test_a_merge_with_another_doc_token_than_its_parts_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "o" / "train.bin")
 
 
+@pytest.mark.parametrize("family", ["gpt2-bytelevel", "metaspace-always", "unigram"])
+def test_a_tokenizer_json_saved_with_padding_truncation_or_dropout_encodes_each_document_whole(
+        family, trained, tmp_path):
+    """Padding, truncation and BPE dropout are settings for batches of model inputs: documents
+    are encoded whole, the same at every --chunk-size and in every run, with one warning."""
+    tok = tokenizers.Tokenizer.from_file(str(trained[family]))
+    tok.enable_padding(pad_id=0, pad_token="<unk>")
+    tok.enable_truncation(max_length=8)
+    if isinstance(tok.model, models.BPE):
+        tok.model.dropout = 0.5
+    tok.save(str(tmp_path / "batches.json"))
+    _, doc_token, _ = FAMILIES[family]
+    docs = [f"document {i} " + "with quite a few more words than eight tokens " * (i % 3) for i in range(200)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    want = reference(trained[family], docs, doc_token)
+    for out, chunk in [("a", 50), ("b", 50), ("c", 1 << 20)]:
+        r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / out, "--tokenizer", tmp_path / "batches.json",
+                "--chunk-size", chunk, "--val-fraction", 0)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        assert read_bin(tmp_path / out / "train.bin", np.dtype(summary["dtype"])) == want
+        warned = [line for line in r.stderr.splitlines() if "padding" in line]
+        assert len(warned) == 1 and "truncation" in warned[0] and "ignore" in warned[0], r.stderr
+        assert ("BPE dropout" in warned[0]) == isinstance(tok.model, models.BPE)
+
+
 def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
     (tmp_path / "in.txt").write_text("some text\n")
     base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]

@@ -1482,7 +1482,9 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     try:
         spec = json.loads(data)
         tokenizers = importlib.import_module("tokenizers")
-        tok = tokenizers.Tokenizer.from_str(data.decode("utf-8"))
+        whole = without_batch_settings(spec, config.tokenizer)
+        tok = tokenizers.Tokenizer.from_str(data.decode("utf-8") if whole is spec else json.dumps(whole))
+        spec = whole
     except ImportError:
         raise UserError(f"{config.tokenizer} is a Hugging Face tokenizer, read with its 'tokenizers' "
                         "package, which is not installed; run: pip install tokenizers") from None
@@ -1505,6 +1507,20 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
         return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
                                  parts[3])
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
+
+
+def without_batch_settings(spec: dict, path: str) -> dict:
+    """spec without what a tokenizer.json may be saved with for batches of model inputs, said
+    in one warning: padding (pad ids between documents), truncation (documents cut short) and
+    BPE dropout (random merges). Each document is encoded whole, and the same in every run."""
+    model = spec.get("model") or {}
+    found = [name for name, on in (("padding", spec.get("padding")), ("truncation", spec.get("truncation")),
+                                   ("BPE dropout", model.get("dropout"))) if on]
+    if not found:
+        return spec
+    print(f"warning: {path} is saved with {' and '.join(found)}, which this script ignores: each document is "
+          "encoded whole, and the same in every run", file=sys.stderr)
+    return dict(spec, padding=None, truncation=None, model=dict(model, dropout=None) if "dropout" in model else model)
 
 
 def tiktoken_encoding(name: str, parts: tuple):

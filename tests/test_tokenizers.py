@@ -316,6 +316,25 @@ def test_a_tokenizer_json_saved_with_padding_truncation_or_dropout_encodes_each_
         assert ("BPE dropout" in warned[0]) == isinstance(tok.model, models.BPE)
 
 
+def test_a_checkpoint_of_a_release_that_ran_the_padding_does_not_resume(trained, tmp_path):
+    """Earlier releases ran a tokenizer.json's padding: their unfinished run does not go on
+    without it, in one file with two encodings; it is refused, saying so."""
+    tok = tokenizers.Tokenizer.from_file(str(trained["unigram"]))
+    tok.enable_padding(pad_id=0, pad_token="<unk>")
+    tok.save(str(tmp_path / "padded.json"))
+    (tmp_path / "in.txt").write_text("".join(f"document {i} with some words\n<|endoftext|>" for i in range(3000)))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", tmp_path / "padded.json",
+            "--chunk-size", 2000, "--checkpoint-seconds", 0]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    path = tmp_path / "o" / "prepare.checkpoint.json"
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"].pop("ignored_settings") == ["padding"]
+    for key in ("doc_token", "tokenizer_pattern"):  # (what an earlier release wrote)
+        saved["fingerprint"].pop(key)
+    path.write_text(json.dumps(saved))
+    assert_user_error(run(*args), "padding", "earlier release", "--restart")
+
+
 def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
     (tmp_path / "in.txt").write_text("some text\n")
     base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]

@@ -1482,9 +1482,9 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     try:
         spec = json.loads(data)
         tokenizers = importlib.import_module("tokenizers")
-        whole = without_batch_settings(spec, config.tokenizer)
-        tok = tokenizers.Tokenizer.from_str(data.decode("utf-8") if whole is spec else json.dumps(whole))
-        spec = whole
+        whole, ignored = without_batch_settings(spec, config.tokenizer)
+        tok = tokenizers.Tokenizer.from_str(json.dumps(whole) if ignored else data.decode("utf-8"))
+        spec, about = whole, dict(about, ignored=ignored) if ignored else about
     except ImportError:
         raise UserError(f"{config.tokenizer} is a Hugging Face tokenizer, read with its 'tokenizers' "
                         "package, which is not installed; run: pip install tokenizers") from None
@@ -1509,18 +1509,20 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
 
 
-def without_batch_settings(spec: dict, path: str) -> dict:
+def without_batch_settings(spec: dict, path: str) -> tuple:
     """spec without what a tokenizer.json may be saved with for batches of model inputs, said
     in one warning: padding (pad ids between documents), truncation (documents cut short) and
-    BPE dropout (random merges). Each document is encoded whole, and the same in every run."""
+    BPE dropout (random merges), and the names of those it had. Each document is encoded whole,
+    and the same in every run."""
     model = spec.get("model") or {}
     found = [name for name, on in (("padding", spec.get("padding")), ("truncation", spec.get("truncation")),
                                    ("BPE dropout", model.get("dropout"))) if on]
     if not found:
-        return spec
+        return spec, found
     print(f"warning: {path} is saved with {' and '.join(found)}, which this script ignores: each document is "
           "encoded whole, and the same in every run", file=sys.stderr)
-    return dict(spec, padding=None, truncation=None, model=dict(model, dropout=None) if "dropout" in model else model)
+    model = dict(model, dropout=None) if "dropout" in model else model
+    return dict(spec, padding=None, truncation=None, model=model), found
 
 
 def tiktoken_encoding(name: str, parts: tuple):
@@ -2281,7 +2283,9 @@ def changed(old, new) -> str:
     if not isinstance(old, dict):
         return "unknown"
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
-                  encoding="--encoding/--tokenizer/--doc-token")
+                  encoding="--encoding/--tokenizer/--doc-token",
+                  ignored_settings="the tokenizer file's padding, truncation or BPE dropout, which an earlier "
+                                   "release ran and this one ignores")
     diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new
              if k != "inputs" and (k in old or k not in LATER_KEYS) and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
@@ -2571,6 +2575,8 @@ def fingerprints(config: Config, inputs, tok) -> tuple:
                  unit_bytes=config.unit_bytes, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
     if config.tokenizer:  # (a file's name holds its sha256; a built-in encoding's, its --doc-token)
         parts.update(doc_token=tok.doc_text, tokenizer_pattern=config.tokenizer_pattern)
+    if tok.about.get("ignored"):  # (earlier releases ran them: their checkpoints do not resume)
+        parts.update(ignored_settings=tok.about["ignored"])
     shards = dict(shard_tokens=config.shard_tokens, prefix=config.prefix) if config.prefix else {}
     return parts, dict(parts, format=config.format, val_rule=list(config.val_rule), max_tokens=config.max_tokens,
                        **shards)

@@ -335,6 +335,76 @@ def test_a_checkpoint_of_a_release_that_ran_the_padding_does_not_resume(trained,
     assert_user_error(run(*args), "padding", "earlier release", "--restart")
 
 
+# Unigram's '</s>' is also an ordinary piece of its vocabulary: the text "</s>" encodes to its id
+OWN_DOC_TOKEN_DOCS = [f"document {i} says x </s> y" if i % 3 == 0 else f"document {i} has words" for i in range(40)]
+
+
+def own_doc_token_run(trained, tmp_path, out, *options):
+    """The documents above as JSON Lines, run with the Unigram tokenizer: the run's result."""
+    path = tmp_path / "in.jsonl"
+    if not path.exists():
+        path.write_text("".join(json.dumps({"text": d}) + "\n" for d in OWN_DOC_TOKEN_DOCS))
+    return run("--input", path, "--out-dir", tmp_path / out, "--tokenizer", trained["unigram"], *options)
+
+
+def test_a_document_whose_text_encodes_to_the_doc_token_id_ends_where_the_input_ends_it(trained, tmp_path):
+    """Documents end where the input's structure ends them, never at a token id: such a
+    document is one document, whole in one split (chunks of a few characters: the id's position
+    is carried from chunk to chunk), and under --max-tokens."""
+    doc_id = hugging_face(trained["unigram"]).token_to_id("</s>")
+    assert doc_id in hugging_face(trained["unigram"]).encode("x </s> y", add_special_tokens=False).ids
+    odd = [d for i, d in enumerate(OWN_DOC_TOKEN_DOCS) if i % 2]  # (--val-fraction 0.5: documents 1, 3, 5, ...)
+    even = [d for i, d in enumerate(OWN_DOC_TOKEN_DOCS) if not i % 2]
+    r = own_doc_token_run(trained, tmp_path, "o", "--val-fraction", 0.5, "--chunk-size", 7)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["train"]["documents"] == len(even) and summary["val"]["documents"] == len(odd)
+    assert read_bin(tmp_path / "o" / "train.bin") == reference(trained["unigram"], even, "</s>")
+    assert read_bin(tmp_path / "o" / "val.bin") == reference(trained["unigram"], odd, "</s>")
+    assert "document token's id" in r.stderr
+    r = own_doc_token_run(trained, tmp_path, "max", "--val-fraction", 0, "--max-tokens", 1)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "max" / "train.bin") == reference(trained["unigram"], OWN_DOC_TOKEN_DOCS[:1], "</s>")
+
+
+@pytest.mark.slow
+def test_a_document_whose_text_encodes_to_the_doc_token_id_in_shards_parts_and_verify(trained, tmp_path):
+    """The same through --shard and --merge (the parts keep which ids are the documents' own),
+    and in llm.c shards, which --verify passes."""
+    r = own_doc_token_run(trained, tmp_path, "one", "--val-fraction", 0.5, "--chunk-size", 7)
+    assert r.returncode == 0, r.stderr
+    args = ["--val-fraction", 0.5, "--chunk-size", 7, "--parts-dir", tmp_path / "parts"]
+    for shard in ("0/2", "1/2"):
+        r = own_doc_token_run(trained, tmp_path, "merged", *args, "--shard", shard)
+        assert r.returncode == 0, r.stderr
+    r = own_doc_token_run(trained, tmp_path, "merged", *args, "--merge")
+    assert r.returncode == 0, r.stderr
+    for name in ("train.bin", "val.bin", "summary.json"):
+        one, merged = (tmp_path / d / name for d in ("one", "merged"))
+        if name == "summary.json":
+            one, merged = ({k: v for k, v in json.loads(p.read_text()).items() if k in ("train", "val")} for p in (one, merged))
+            assert one == merged and one["train"]["documents"] + one["val"]["documents"] == len(OWN_DOC_TOKEN_DOCS)
+        else:
+            assert one.read_bytes() == merged.read_bytes()
+    r = own_doc_token_run(trained, tmp_path, "llmc", "--format", "llmc", "--val-tokens", 100, "--shard-tokens", 150)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "llmc" / "summary.json").read_text())
+    assert summary["train"]["documents"] + summary["val"]["documents"] == len(OWN_DOC_TOKEN_DOCS)
+    r = run("--out-dir", tmp_path / "llmc", "--verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_doc_token_must_name_a_special_token(trained, tmp_path):
+    """An added token that is not special is text a document may hold: it cannot end documents."""
+    tok = tokenizers.Tokenizer.from_file(str(trained["metaspace-always"]))
+    tok.add_tokens(["<doc>"])
+    tok.save(str(tmp_path / "added.json"))
+    (tmp_path / "in.txt").write_text("some text\n")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", tmp_path / "added.json",
+            "--doc-token", "<doc>")
+    assert_user_error(r, "--doc-token", "special token '<doc>'", "</s>")
+
+
 def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):
     (tmp_path / "in.txt").write_text("some text\n")
     base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"]

@@ -2289,26 +2289,32 @@ class Output:
 
 
 # fingerprint keys that releases before these did not write (a --tokenizer file's --doc-token and
-# --tokenizer-pattern): a saved fingerprint without them is compared on the rest, so that a run
-# those releases left unfinished still resumes (what it was given for them is not recorded)
+# --tokenizer-pattern): a saved fingerprint without them is taken to have this run's, so that a
+# run those releases left unfinished still resumes (what it was given for them is not recorded)
 LATER_KEYS = ("doc_token", "tokenizer_pattern")
 
 
+def completed(old, new):
+    """A saved fingerprint (a checkpoint's, a summary's or a part's), with this run's values for
+    the LATER_KEYS it does not have."""
+    return {**{k: new[k] for k in LATER_KEYS if k in new}, **old} if isinstance(old, dict) else old
+
+
 def same_run(old, new) -> bool:
-    """Whether a saved fingerprint (a checkpoint's, a summary's or a part's) is this run's."""
-    return isinstance(old, dict) and old == {k: v for k, v in new.items() if k in old or k not in LATER_KEYS}
+    """Whether a saved fingerprint is this run's."""
+    return completed(old, new) == new
 
 
 def changed(old, new) -> str:
     """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
+    old = completed(old, new)
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
                   encoding="--encoding/--tokenizer/--doc-token",
                   ignored_settings="the tokenizer file's padding, truncation or BPE dropout, which an earlier "
                                    "release ran and this one ignores")
-    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new
-             if k != "inputs" and (k in old or k not in LATER_KEYS) and old.get(k) != new[k]]
+    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
     return ", ".join(diffs)
@@ -2441,9 +2447,9 @@ class ToOutput:
 
 class ToParts:
     """Chunks into a shard's parts: unit{u}.bin (tokens, EOT after each document) and .json
-    (where pieces end other than at EOT, the documents' own tokens with the EOT's id, counts). A finished unit's part is final (written under
-    another name, fsynced, renamed); a rerun skips it, so a stop loses at most the units in
-    progress."""
+    (where pieces end other than at EOT, the documents' own tokens with the EOT's id, counts). A
+    finished unit's part is final (written under another name, fsynced, renamed); a rerun skips
+    it, so a stop loses at most the units in progress."""
 
     def __init__(self, folder, shard, fingerprint):
         self.folder, self.shard, self.fingerprint = folder, shard, fingerprint

@@ -157,6 +157,7 @@ def test_every_family_gives_the_one_shot_tokens_whatever_the_chunks_and_pieces(
     options = ["--doc-token", doc_token] if family == "wordpiece" else []
     train, summary = run_docs(trained[family], all_docs, tmp_path_factory.mktemp(family), chunk, piece, *options)
     assert train == reference(trained[family], all_docs, doc_token)
+    assert summary["train"]["documents"] == len(all_docs)  # (Unigram's text "</s>" has its id: no end)
     assert summary["tokenizer"]["runs_as"] == ("tiktoken" if by_tiktoken else "tokenizers")
     assert summary["cuts"] == ("safe" if by_tiktoken else "forced only") and summary["forced_cuts"] == 0
 

@@ -157,6 +157,7 @@ def test_every_family_gives_the_one_shot_tokens_whatever_the_chunks_and_pieces(
     options = ["--doc-token", doc_token] if family == "wordpiece" else []
     train, summary = run_docs(trained[family], all_docs, tmp_path_factory.mktemp(family), chunk, piece, *options)
     assert train == reference(trained[family], all_docs, doc_token)
+    assert summary["train"]["documents"] == len(all_docs)  # (Unigram's text "</s>" has its id: no end)
     assert summary["tokenizer"]["runs_as"] == ("tiktoken" if by_tiktoken else "tokenizers")
     assert summary["cuts"] == ("safe" if by_tiktoken else "forced only") and summary["forced_cuts"] == 0
 
@@ -226,6 +227,183 @@ def test_a_changed_tokenizer_file_is_refused_on_resume_and_by_verify(trained, tm
     assert r.returncode == 0, r.stderr
     path.write_text(json.dumps(dict(spec, truncation=None, padding=None)) + " ")
     assert_user_error(run("--out-dir", tmp_path / "o", "--verify"), str(path), "changed")
+
+
+def llama3_reference(docs, doc_id):
+    """Llama 3's one-shot tokens of each document (tokenizers), then the document token's id."""
+    tok = hugging_face(LLAMA3_JSON)
+    return [t for d in docs for t in tok.encode(d, add_special_tokens=False).ids + [doc_id]]
+
+
+def killed_then(args, *resumes):
+    """Runs args, SIGKILLed before its 3rd checkpoint, then each resume (extra options)."""
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    return [run(*args, *extra) for extra in resumes]
+
+
+@pytest.mark.slow
+def test_a_changed_doc_token_or_pattern_of_a_tokenizer_file_is_refused_on_resume(tmp_path):
+    """--doc-token and --tokenizer-pattern change the bytes of a --tokenizer run: resuming with
+    another is refused, naming it; with the same one, the run ends as an uninterrupted one."""
+    docs = [f"document {i} with some words" for i in range(3000)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    base = ["--input", tmp_path / "in.txt", "--chunk-size", 2000, "--checkpoint-seconds", 0, "--val-fraction", 0]
+    args = [*base, "--out-dir", tmp_path / "llama", "--tokenizer", LLAMA3_MODEL, "--doc-token", "<|end_of_text|>"]
+    without, again = killed_then(args, ["--doc-token", "<|begin_of_text|>"], [])
+    assert_user_error(without, "--doc-token", "--restart")
+    assert "--tokenizer-pattern" not in without.stderr and "--encoding" not in without.stderr
+    assert again.returncode == 0, again.stderr
+    assert read_bin(tmp_path / "llama" / "train.bin", np.uint32) == llama3_reference(docs, 128001)
+    r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    args = [*base, "--out-dir", tmp_path / "r50k", "--tokenizer", r50k]
+    other, = killed_then([*args, "--tokenizer-pattern", prepare.GPT2_PATTERN], ["--tokenizer-pattern", r"\S+|\s+"])
+    assert_user_error(other, "--tokenizer-pattern", "--restart")
+    assert "--doc-token" not in other.stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_a_release_that_did_not_record_the_doc_token_still_resumes(tmp_path):
+    """Earlier releases' fingerprints of a --tokenizer run hold neither --doc-token nor
+    --tokenizer-pattern: such a checkpoint still resumes, to the bytes of an uninterrupted run."""
+    docs = [f"document {i} with some words" for i in range(3000)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", LLAMA3_MODEL, "--doc-token",
+            "<|end_of_text|>", "--chunk-size", 2000, "--checkpoint-seconds", 0, "--val-fraction", 0]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    path = tmp_path / "o" / "prepare.checkpoint.json"
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"].pop("doc_token") == "<|end_of_text|>"
+    assert saved["fingerprint"].pop("tokenizer_pattern") is None
+    path.write_text(json.dumps(saved))
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin", np.uint32) == llama3_reference(docs, 128001)
+
+
+def test_a_merge_with_another_doc_token_than_its_parts_is_refused(tmp_path):
+    docs = [f"document {i} with some words" for i in range(300)]
+    (tmp_path / "in.txt").write_text("".join(d + "\n<|endoftext|>" for d in docs))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", LLAMA3_MODEL,
+            "--val-fraction", 0]
+    r = run(*args, "--shard", "0/1", "--doc-token", "<|end_of_text|>")
+    assert r.returncode == 0, r.stderr
+    assert_user_error(run(*args, "--merge"), "--doc-token", "--shard")
+    assert not os.path.exists(tmp_path / "o" / "train.bin")
+
+
+@pytest.mark.parametrize("family", ["gpt2-bytelevel", "metaspace-always", "unigram"])
+def test_a_tokenizer_json_saved_with_padding_truncation_or_dropout_encodes_each_document_whole(
+        family, trained, tmp_path):
+    """Padding, truncation and BPE dropout are settings for batches of model inputs: documents
+    are encoded whole, the same at every --chunk-size and in every run, with one warning."""
+    tok = tokenizers.Tokenizer.from_file(str(trained[family]))
+    tok.enable_padding(pad_id=0, pad_token="<unk>")
+    tok.enable_truncation(max_length=8)
+    if isinstance(tok.model, models.BPE):
+        tok.model.dropout = 0.5
+    tok.save(str(tmp_path / "batches.json"))
+    _, doc_token, _ = FAMILIES[family]
+    docs = [f"document {i} " + "with quite a few more words than eight tokens " * (i % 3) for i in range(200)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    want = reference(trained[family], docs, doc_token)
+    for out, chunk in [("a", 50), ("b", 50), ("c", 1 << 20)]:
+        r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / out, "--tokenizer", tmp_path / "batches.json",
+                "--chunk-size", chunk, "--val-fraction", 0)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        assert read_bin(tmp_path / out / "train.bin", np.dtype(summary["dtype"])) == want
+        warned = [line for line in r.stderr.splitlines() if "padding" in line]
+        assert len(warned) == 1 and "truncation" in warned[0] and "ignore" in warned[0], r.stderr
+        assert ("BPE dropout" in warned[0]) == isinstance(tok.model, models.BPE)
+
+
+def test_a_checkpoint_of_a_release_that_ran_the_padding_does_not_resume(trained, tmp_path):
+    """Earlier releases ran a tokenizer.json's padding: their unfinished run does not go on
+    without it, in one file with two encodings; it is refused, saying so."""
+    tok = tokenizers.Tokenizer.from_file(str(trained["unigram"]))
+    tok.enable_padding(pad_id=0, pad_token="<unk>")
+    tok.save(str(tmp_path / "padded.json"))
+    (tmp_path / "in.txt").write_text("".join(f"document {i} with some words\n<|endoftext|>" for i in range(3000)))
+    args = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", tmp_path / "padded.json",
+            "--chunk-size", 2000, "--checkpoint-seconds", 0]
+    assert run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode != 0
+    path = tmp_path / "o" / "prepare.checkpoint.json"
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"].pop("ignored_settings") == ["padding"]
+    for key in ("doc_token", "tokenizer_pattern"):  # (what an earlier release wrote)
+        saved["fingerprint"].pop(key)
+    path.write_text(json.dumps(saved))
+    assert_user_error(run(*args), "padding", "earlier release", "--restart")
+
+
+# Unigram's '</s>' is also an ordinary piece of its vocabulary: the text "</s>" encodes to its id
+OWN_DOC_TOKEN_DOCS = [f"document {i} says x </s> y" if i % 3 == 0 else f"document {i} has words" for i in range(40)]
+
+
+def own_doc_token_run(trained, tmp_path, out, *options):
+    """The documents above as JSON Lines, run with the Unigram tokenizer: the run's result."""
+    path = tmp_path / "in.jsonl"
+    if not path.exists():
+        path.write_text("".join(json.dumps({"text": d}) + "\n" for d in OWN_DOC_TOKEN_DOCS))
+    return run("--input", path, "--out-dir", tmp_path / out, "--tokenizer", trained["unigram"], *options)
+
+
+def test_a_document_whose_text_encodes_to_the_doc_token_id_ends_where_the_input_ends_it(trained, tmp_path):
+    """Documents end where the input's structure ends them, never at a token id: such a
+    document is one document, whole in one split (chunks of a few characters: the id's position
+    is carried from chunk to chunk), and under --max-tokens."""
+    doc_id = hugging_face(trained["unigram"]).token_to_id("</s>")
+    assert doc_id in hugging_face(trained["unigram"]).encode("x </s> y", add_special_tokens=False).ids
+    odd = [d for i, d in enumerate(OWN_DOC_TOKEN_DOCS) if i % 2]  # (--val-fraction 0.5: documents 1, 3, 5, ...)
+    even = [d for i, d in enumerate(OWN_DOC_TOKEN_DOCS) if not i % 2]
+    r = own_doc_token_run(trained, tmp_path, "o", "--val-fraction", 0.5, "--chunk-size", 7)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["train"]["documents"] == len(even) and summary["val"]["documents"] == len(odd)
+    assert read_bin(tmp_path / "o" / "train.bin") == reference(trained["unigram"], even, "</s>")
+    assert read_bin(tmp_path / "o" / "val.bin") == reference(trained["unigram"], odd, "</s>")
+    assert "document token's id" in r.stderr
+    r = own_doc_token_run(trained, tmp_path, "max", "--val-fraction", 0, "--max-tokens", 1)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "max" / "train.bin") == reference(trained["unigram"], OWN_DOC_TOKEN_DOCS[:1], "</s>")
+
+
+@pytest.mark.slow
+def test_a_document_whose_text_encodes_to_the_doc_token_id_in_shards_parts_and_verify(trained, tmp_path):
+    """The same through --shard and --merge (the parts keep which ids are the documents' own),
+    and in llm.c shards, which --verify passes."""
+    r = own_doc_token_run(trained, tmp_path, "one", "--val-fraction", 0.5, "--chunk-size", 7)
+    assert r.returncode == 0, r.stderr
+    args = ["--val-fraction", 0.5, "--chunk-size", 7, "--parts-dir", tmp_path / "parts"]
+    for shard in ("0/2", "1/2"):
+        r = own_doc_token_run(trained, tmp_path, "merged", *args, "--shard", shard)
+        assert r.returncode == 0, r.stderr
+    r = own_doc_token_run(trained, tmp_path, "merged", *args, "--merge")
+    assert r.returncode == 0, r.stderr
+    for name in ("train.bin", "val.bin", "summary.json"):
+        one, merged = (tmp_path / d / name for d in ("one", "merged"))
+        if name == "summary.json":
+            one, merged = ({k: v for k, v in json.loads(p.read_text()).items() if k in ("train", "val")} for p in (one, merged))
+            assert one == merged and one["train"]["documents"] + one["val"]["documents"] == len(OWN_DOC_TOKEN_DOCS)
+        else:
+            assert one.read_bytes() == merged.read_bytes()
+    r = own_doc_token_run(trained, tmp_path, "llmc", "--format", "llmc", "--val-tokens", 100, "--shard-tokens", 150)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "llmc" / "summary.json").read_text())
+    assert summary["train"]["documents"] + summary["val"]["documents"] == len(OWN_DOC_TOKEN_DOCS)
+    r = run("--out-dir", tmp_path / "llmc", "--verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_doc_token_must_name_a_special_token(trained, tmp_path):
+    """An added token that is not special is text a document may hold: it cannot end documents."""
+    tok = tokenizers.Tokenizer.from_file(str(trained["metaspace-always"]))
+    tok.add_tokens(["<doc>"])
+    tok.save(str(tmp_path / "added.json"))
+    (tmp_path / "in.txt").write_text("some text\n")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--tokenizer", tmp_path / "added.json",
+            "--doc-token", "<doc>")
+    assert_user_error(r, "--doc-token", "special token '<doc>'", "</s>")
 
 
 def test_tokenizer_mistakes_are_one_sentence(trained, tmp_path):

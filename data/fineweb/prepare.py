@@ -1426,7 +1426,9 @@ class TiktokenTokenizer:
 
     def encode_chunk(self, segments: list, dtype) -> tuple:
         """Token ids of a chunk's segments, where pieces end other than at a document token
-        (token positions), and how many cuts were forced: (tokens, cuts, forced)."""
+        (token positions), how many cuts were forced, and which of a document's own tokens have
+        the document token's id (none: tiktoken makes no special token of text): (tokens, cuts,
+        forced, own)."""
         enc, doc = thread_encoding(self.enc), self.doc_text
         parts, cuts, forced = [], [], 0
         for run in runs_to_piece_ends(self.normalized(segments) if self.normal else segments):
@@ -1444,7 +1446,7 @@ class TiktokenTokenizer:
             if run[-1].ends_piece and not run[-1].ends_document:
                 cuts.append(sum(len(p) for p in parts))
         tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
-        return tokens, cuts, forced
+        return tokens, cuts, forced, ()
 
     def decode(self, ids: list) -> str:
         return self.enc.decode(ids)
@@ -1465,16 +1467,21 @@ class HuggingFaceTokenizer:
         self.n_vocab = max(tok.get_vocab(with_added_tokens=True).values()) + 1
 
     def encode_chunk(self, segments: list, dtype) -> tuple:
+        """As TiktokenTokenizer's; a document's own text may encode to the document token's id
+        (Unigram's '</s>' may also be an ordinary piece): those tokens are its own."""
         runs = list(runs_to_piece_ends(segments, at_documents=True))
         texts = ["".join(seg.text for seg in run) for run in runs]
-        ids, cuts = [], []  # (tokenizers gives lists: one array of them all at the end)
+        ids, cuts, ends = [], [], []  # (tokenizers gives lists: one array of them all at the end)
         for encoding, run in zip(self.encode_batch(texts, add_special_tokens=False), runs):
             ids += encoding.ids
             if run[-1].ends_document:
+                ends.append(len(ids))
                 ids.append(self.doc_token)
             elif run[-1].ends_piece:
                 cuts.append(len(ids))
-        return np.array(ids, dtype=dtype), cuts, 0
+        tokens = np.array(ids, dtype=dtype)
+        own = np.flatnonzero(tokens == self.doc_token)
+        return tokens, cuts, 0, tuple(np.setdiff1d(own, ends).tolist()) if len(own) > len(ends) else ()
 
     def decode(self, ids: list) -> str:
         return self.tok.decode(ids, skip_special_tokens=False)
@@ -1588,7 +1595,9 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     try:
         spec = json.loads(data)
         tokenizers = importlib.import_module("tokenizers")
-        tok = tokenizers.Tokenizer.from_str(data.decode("utf-8"))
+        whole, ignored = without_batch_settings(spec, config.tokenizer)
+        tok = tokenizers.Tokenizer.from_str(json.dumps(whole) if ignored else data.decode("utf-8"))
+        spec, about = whole, dict(about, ignored=ignored) if ignored else about
     except ImportError:
         raise UserError(f"{config.tokenizer} is a Hugging Face tokenizer, read with its 'tokenizers' "
                         "package, which is not installed; run: pip install tokenizers") from None
@@ -1598,11 +1607,11 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     if not hasattr(tok, "encode_special_tokens"):
         raise UserError("this version of tokenizers cannot encode special-token text as text; "
                         "run: pip install -U tokenizers")
-    added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
-    doc = config.doc_token or next((t for t in DOC_TOKENS if t in added), None)
-    if doc not in added:
-        raise UserError(f"{config.tokenizer} has no added token {repr(doc) if doc else ' or '.join(DOC_TOKENS)} "
-                        f"to separate documents (its added tokens: {', '.join(list(added)[:8]) or 'none'}); "
+    special = [t["content"] for t in spec.get("added_tokens", []) if t.get("special")]
+    doc = config.doc_token or next((t for t in DOC_TOKENS if t in special), None)
+    if doc not in special:  # (an added token that is not special is text a document may hold)
+        raise UserError(f"{config.tokenizer} has no special token {repr(doc) if doc else ' or '.join(DOC_TOKENS)} "
+                        f"to separate documents (its special tokens: {', '.join(special[:8]) or 'none'}); "
                         "name one with --doc-token")
     tok.encode_special_tokens = True
     parts = tiktoken_parts(spec)
@@ -1611,6 +1620,22 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
         return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
                                  parts[3])
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
+
+
+def without_batch_settings(spec: dict, path: str) -> tuple:
+    """spec without what a tokenizer.json may be saved with for batches of model inputs, said
+    in one warning: padding (pad ids between documents), truncation (documents cut short) and
+    BPE dropout (random merges), and the names of those it had. Each document is encoded whole,
+    and the same in every run."""
+    model = spec.get("model") or {}
+    found = [name for name, on in (("padding", spec.get("padding")), ("truncation", spec.get("truncation")),
+                                   ("BPE dropout", model.get("dropout"))) if on]
+    if not found:
+        return spec, found
+    print(f"warning: {path} is saved with {' and '.join(found)}, which this script ignores: each document is "
+          "encoded whole, and the same in every run", file=sys.stderr)
+    model = dict(model, dropout=None) if "dropout" in model else model
+    return dict(spec, padding=None, truncation=None, model=model), found
 
 
 def tiktoken_encoding(name: str, parts: tuple):
@@ -1776,6 +1801,7 @@ class Encoded(NamedTuple):
     tokens: object              # numpy array, EOT after each document
     cuts: list                  # where pieces end other than after an EOT (token positions)
     chunk: Chunk
+    own: tuple = ()             # tokens of a document's own text with the EOT's id: no document end
 
 
 class Scheduler:
@@ -1816,12 +1842,12 @@ class Scheduler:
         if isinstance(item, UserError):
             raise item
         future, chunk = item
-        tokens, cuts, forced = future.result()
+        tokens, cuts, forced, own = future.result()
         chunk.counts.forced_cuts += forced
         if chunk.finished:
             del self.queues[u]
             self.head += 1
-        return Encoded(u, tokens, cuts, chunk)
+        return Encoded(u, tokens, cuts, chunk, own)
 
     def receive(self):
         """Takes the chunks the readers have ready (those the window allows), into the pool; or,
@@ -1877,40 +1903,53 @@ class SplitState:
     val_done: bool = False      # --val-tokens is reached
     tokens: list = field(default_factory=lambda: [0, 0])   # per split (TRAIN, VAL)
     docs: list = field(default_factory=lambda: [0, 0])
+    own: list = field(default_factory=lambda: [0, 0])      # documents' own tokens with the EOT's id
 
 
-def split_chunk(tokens, cuts: list, split: SplitState, rule: ValRule, eot: int, max_tokens: Optional[int]) -> tuple:
+def split_chunk(tokens, cuts: list, split: SplitState, rule: ValRule, eot: int, max_tokens: Optional[int],
+                own=()) -> tuple:
     """The chunk's tokens for train and for val, by the rule; updates split. Pieces end after each
-    end-of-text token and at cuts; the first continues the last piece of the previous chunk if
-    that did not end (see ValRule). With
+    end-of-text token but a document's own (see document_ends) and at cuts; the first continues
+    the last piece of the previous chunk if that did not end (see ValRule). With
     max_tokens, the chunk ends after the first document end at or after that many tokens in all.
     Returns (train, val, whether max_tokens was reached)."""
-    reached = False
+    reached, eots = False, document_ends(tokens, eot, own)
     if max_tokens:
-        ends = np.flatnonzero(tokens == eot) + 1
-        over = ends[sum(split.tokens) + ends >= max_tokens]
+        over = eots[sum(split.tokens) + eots >= max_tokens]
         if len(over):
             tokens, cuts, reached = tokens[:over[0]], [c for c in cuts if c <= over[0]], True
+            eots, own = eots[eots <= over[0]], [p for p in own if p < over[0]]
     if not len(tokens):
         return tokens, tokens, reached
-    ends = np.union1d(np.flatnonzero(tokens == eot) + 1, np.asarray(cuts, dtype=np.int64))
+    ends = np.union1d(eots, np.asarray(cuts, dtype=np.int64))
     if not len(ends) or ends[-1] != len(tokens):
         ends = np.append(ends, len(tokens))
     bounds = np.concatenate(([0], ends)).astype(np.int64)
     lengths = np.diff(bounds)
     pieces = split.piece + (0 if split.open else 1) + np.arange(len(lengths))
     doc_ends = tokens[bounds[1:] - 1] == eot
+    if len(own):
+        doc_ends &= ~np.isin(bounds[1:], np.asarray(own, dtype=np.int64) + 1)
     if rule.kind == "fraction":
         val = (pieces >= 1) & (np.ceil(pieces * rule.amount) > np.ceil((pieces - 1) * rule.amount))
     else:
         val = first_documents_to_val(lengths, doc_ends, split, rule.amount)
     mask = np.repeat(val, lengths)
     parts = tokens[~mask], tokens[mask]
-    for s in (TRAIN, VAL):
+    own_val = int(np.count_nonzero(mask[np.asarray(own, dtype=np.int64)]))
+    for s, docs, owned in ((TRAIN, doc_ends & ~val, len(own) - own_val), (VAL, doc_ends & val, own_val)):
         split.tokens[s] += len(parts[s])
-        split.docs[s] += int(np.count_nonzero(parts[s] == eot))
+        split.docs[s] += int(np.count_nonzero(docs))
+        split.own[s] += owned
     split.piece, split.open = int(pieces[-1]), not doc_ends[-1] and len(tokens) not in cuts
     return parts[TRAIN], parts[VAL], reached
+
+
+def document_ends(tokens, eot: int, own=()):
+    """Where documents end in a chunk's tokens (after each end-of-text token): from the input's
+    structure, so a token of a document's own text with the same id (own: its position) ends none."""
+    ends = np.flatnonzero(tokens == eot) + 1
+    return np.setdiff1d(ends, np.asarray(own, dtype=np.int64) + 1) if len(own) else ends
 
 
 def first_documents_to_val(lengths, doc_ends, split: SplitState, val_tokens: int):
@@ -2382,14 +2421,14 @@ class Output:
             state = read_json(self.path(CHECKPOINT))
             if state.get("files") is None:  # no token recorded yet: nothing to keep, whatever the options
                 return self.start(True)
-            if state.get("fingerprint") != self.fingerprint:
+            if not same_run(state.get("fingerprint"), self.fingerprint):
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
                                 f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
                                 "same command as before to finish it, or add --restart to start over")
             return Checkpoint.load(state, self.path(CHECKPOINT))
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
-            if summary.get("fingerprint") == self.fingerprint and self.finished_files_match(summary):
+            if same_run(summary.get("fingerprint"), self.fingerprint) and self.finished_files_match(summary):
                 return None
             raise UserError(f"{self.dir} already holds output from a different run "
                             f"({changed(summary.get('fingerprint'), self.fingerprint) or 'files missing'}); "
@@ -2424,12 +2463,32 @@ class Output:
         return summary
 
 
+# fingerprint keys that releases before these did not write (a --tokenizer file's --doc-token and
+# --tokenizer-pattern): a saved fingerprint without them is taken to have this run's, so that a
+# run those releases left unfinished still resumes (what it was given for them is not recorded)
+LATER_KEYS = ("doc_token", "tokenizer_pattern")
+
+
+def completed(old, new):
+    """A saved fingerprint (a checkpoint's, a summary's or a part's), with this run's values for
+    the LATER_KEYS it does not have."""
+    return {**{k: new[k] for k in LATER_KEYS if k in new}, **old} if isinstance(old, dict) else old
+
+
+def same_run(old, new) -> bool:
+    """Whether a saved fingerprint is this run's."""
+    return completed(old, new) == new
+
+
 def changed(old, new) -> str:
     """Names what differs between two fingerprints, for the refusal message: the options."""
     if not isinstance(old, dict):
         return "unknown"
+    old = completed(old, new)
     option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
-                  encoding="--encoding/--tokenizer/--doc-token")
+                  encoding="--encoding/--tokenizer/--doc-token",
+                  ignored_settings="the tokenizer file's padding, truncation or BPE dropout, which an earlier "
+                                   "release ran and this one ignores")
     diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
@@ -2529,7 +2588,7 @@ class ToOutput:
         """Writes the chunk's tokens; whether --max-tokens is reached."""
         state, chunk = self.state, item.chunk
         train, val, reached = split_chunk(item.tokens, item.cuts, state.split, self.config.val_rule, self.eot,
-                                          self.config.max_tokens)
+                                          self.config.max_tokens, item.own)
         self.out.writer.write(TRAIN, train)
         self.out.writer.write(VAL, val)
         state.counts.add(chunk.counts)
@@ -2563,9 +2622,9 @@ class ToOutput:
 
 class ToParts:
     """Chunks into a shard's parts: unit{u}.bin (tokens, EOT after each document) and .json
-    (where pieces end other than at EOT, counts). A finished unit's part is final (written under
-    another name, fsynced, renamed); a rerun skips it, so a stop loses at most the units in
-    progress."""
+    (where pieces end other than at EOT, the documents' own tokens with the EOT's id, counts). A
+    finished unit's part is final (written under another name, fsynced, renamed); a rerun skips
+    it, so a stop loses at most the units in progress."""
 
     def __init__(self, folder, shard, fingerprint):
         self.folder, self.shard, self.fingerprint = folder, shard, fingerprint
@@ -2574,11 +2633,12 @@ class ToParts:
     def take(self, item: Encoded) -> bool:
         u = item.unit
         if u not in self.parts:
-            self.parts[u] = dict(file=open(part_path(self.folder, u, ".bin.partial"), "wb"), cuts=[],
+            self.parts[u] = dict(file=open(part_path(self.folder, u, ".bin.partial"), "wb"), cuts=[], own=[],
                                  counts=Counts(), tokens=0)
         part = self.parts[u]
         part["file"].write(item.tokens.data)
         part["cuts"] += [part["tokens"] + c for c in item.cuts]
+        part["own"] += [part["tokens"] + p for p in item.own]
         part["tokens"] += len(item.tokens)
         part["counts"].add(item.chunk.counts)
         if item.chunk.finished:
@@ -2587,8 +2647,8 @@ class ToParts:
             part["file"].close()
             os.replace(part_path(self.folder, u, ".bin.partial"), part_path(self.folder, u, ".bin"))
             write_json(part_path(self.folder, u, ".json"), dict(
-                tokens=part["tokens"], cuts=part["cuts"], counts=asdict(part["counts"]), shard=list(self.shard),
-                fingerprint=self.fingerprint))
+                tokens=part["tokens"], cuts=part["cuts"], own=part["own"], counts=asdict(part["counts"]),
+                shard=list(self.shard), fingerprint=self.fingerprint))
             self.written += 1
         return False
 
@@ -2652,6 +2712,7 @@ def make_summary(state: Checkpoint, inputs, tok, dtype, config: Config, files) -
         format=config.format, eot_placement="before each document" if FORMATS[config.format].eot_before
         else "after each document",
         **{s: dict(tokens=state.split.tokens[i], documents=state.split.docs[i]) for i, s in enumerate(SPLITS)},
+        doc_token_in_text={s: state.split.own[i] for i, s in enumerate(SPLITS)},
         files=files, inputs=[dict(path=inp.path, bytes=inp.size) for inp in inputs],
         budget=state.budget, empty_rows=counts.empty_rows, forced_cuts=counts.forced_cuts,
         invalid_utf8_bytes=counts.bad_bytes, first_invalid_utf8=counts.first_bad,
@@ -2697,6 +2758,11 @@ def input_warnings(summary: dict) -> list:
         said.append(f"warning: {plural(forced, 'forced cut')}: text ran {MAX_SEARCH:,} characters without a letter "
                     f"or digit followed by whitespace, or held a run of over {LONG_SPACE:,} whitespace characters; "
                     "tokens next to each such cut may differ from a one-shot encoding")
+    own = sum(summary.get("doc_token_in_text", {}).values())
+    if own:
+        said.append(f"warning: the text of documents encodes {plural(own, 'time')} to the document token's id "
+                    f"({summary['eot']}, {summary['doc_token']}) as this tokenizer's own piece: kept as the documents' "
+                    "tokens, not counted as document ends; a trainer that splits documents at that id sees them cut there")
     if summary["invalid_utf8_bytes"]:
         said.append(f"warning: {plural(summary['invalid_utf8_bytes'], 'invalid UTF-8 byte')} replaced with "
                     f"U+FFFD (the first: {summary['first_invalid_utf8']})")
@@ -2716,6 +2782,10 @@ def fingerprints(config: Config, inputs, tok) -> tuple:
     """What the bytes depend on: of the parts (tokens of each unit), and of the finished files."""
     parts = dict(encoding=tok.name, text_column=config.text_column, piece_chars=config.piece_chars,
                  unit_bytes=config.unit_bytes, inputs=[[i.path, i.size, i.mtime_ns] for i in inputs])
+    if config.tokenizer:  # (a file's name holds its sha256; a built-in encoding's, its --doc-token)
+        parts.update(doc_token=tok.doc_text, tokenizer_pattern=config.tokenizer_pattern)
+    if tok.about.get("ignored"):  # (earlier releases ran them: their checkpoints do not resume)
+        parts.update(ignored_settings=tok.about["ignored"])
     shards = dict(shard_tokens=config.shard_tokens, prefix=config.prefix) if config.prefix else {}
     return parts, dict(parts, format=config.format, val_rule=list(config.val_rule), max_tokens=config.max_tokens,
                        **shards)
@@ -2862,14 +2932,14 @@ def part_info(parts_dir, u):
 
 def part_done(parts_dir, u, parts_fp):
     info = part_info(parts_dir, u)
-    return info is not None and info.get("fingerprint") == parts_fp
+    return info is not None and same_run(info.get("fingerprint"), parts_fp)
 
 
 def check_parts(parts_dir, inputs, units, parts_fp):
     """Refuses a --merge before any work unless every unit's part is there and made from these
     inputs and options; says which --shard runs to (re)run, or which inputs changed since."""
     infos = [part_info(parts_dir, u) for u in range(len(units))]
-    stale = [info for info in infos if info is not None and info.get("fingerprint") != parts_fp]
+    stale = [info for info in infos if info is not None and not same_run(info.get("fingerprint"), parts_fp)]
     if stale:
         raise UserError(f"the parts in {parts_dir} were made from other inputs or options "
                         f"({changed(stale[0].get('fingerprint'), parts_fp)}); run the --shard runs "
@@ -2908,7 +2978,8 @@ def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator
             last = hi == size
             yield Encoded(u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], Chunk(
                 [], Counts(**info["counts"]) if last else Counts(), None if last else
-                Place(token=hi, progress=units[u].weight * hi // max(size, 1)), last))
+                Place(token=hi, progress=units[u].weight * hi // max(size, 1)), last),
+                tuple(p - lo for p in info.get("own", []) if lo <= p < hi))
 
 
 # -----------------------------------------------------------------------------
@@ -2936,7 +3007,7 @@ def verify(config: Config) -> int:
             except UserError as e:
                 print(f"error: {e}", file=sys.stderr)
                 bad.append(f["file"])
-        if len(bad) == bad_before and (docs != summary[s]["documents"] or
+        if len(bad) == bad_before and (docs != eots_of(summary, s) or
                                        sum(f["tokens"] for f in files) != summary[s]["tokens"]):
             print(f"error: the {s} files hold {docs:,} documents, but the summary says {summary[s]['documents']:,}",
                   file=sys.stderr)
@@ -2945,6 +3016,12 @@ def verify(config: Config) -> int:
         raise UserError(f"{plural(len(bad), 'problem')} in {out_dir} (each named above): {', '.join(bad[:5])}"
                         f"{' ...' if len(bad) > 5 else ''}; the run's command with --restart makes the output again")
     return 0
+
+
+def eots_of(summary: dict, split: str) -> int:
+    """How many end-of-text ids the split's files hold: one per document, and any of documents'
+    own text (see document_ends; a summary of before that has none)."""
+    return summary[split]["documents"] + summary.get("doc_token_in_text", {}).get(split, 0)
 
 
 def summary_tokenizer(summary: dict, config: Config):
@@ -2991,7 +3068,7 @@ def verify_file(path, want, summary, tok, dtype, shows):
                                 f"vocabulary size {tok.n_vocab}")
             eots += int(np.count_nonzero(block == tok.doc_token))
             crc = zlib.crc32(block, crc)
-    documents = want.get("documents", summary[want["split"]]["documents"])
+    documents = want.get("documents", eots_of(summary, want["split"]))
     if eots != documents:
         raise UserError(f"{path} holds {eots:,} end-of-text tokens, but the summary says "
                         f"{documents:,} documents")

@@ -128,6 +128,17 @@ def test_nested_folders_symlinks_and_hidden_files_in_sorted_order(tmp_path):
                       "only_hidden", "holds no file this script reads")
 
 
+def test_input_given_twice_reads_every_file_in_the_order_given(tmp_path):
+    names = {"a.txt": ["first file's document"], "b.jsonl": ["second file's row"], "c.txt": ["third file's document"]}
+    for name, docs in names.items():
+        (tmp_path / name).write_bytes(jsonl(docs) if name.endswith(".jsonl") else txt_layout(docs).encode())
+    r = run("--input", tmp_path / "c.txt", "--input", tmp_path / "a.txt", tmp_path / "b.jsonl",
+            "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    expected = names["c.txt"] + names["a.txt"] + names["b.jsonl"]
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(expected))
+
+
 @pytest.fixture(scope="module")
 def big_gz(tmp_path_factory):
     d = tmp_path_factory.mktemp("gz")

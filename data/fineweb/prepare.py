@@ -2808,7 +2808,7 @@ def slurm_shard():
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument("--input", nargs="+", default=[DEFAULT_INPUT],
+    p.add_argument("--input", nargs="+", action="extend",  # (given twice: both, in order)
                    help=f"files ({SUPPORTED}), folders (searched at any depth) or glob patterns "
                         "(default: train_fineweb.txt here)")
     p.add_argument("--out-dir", default=HERE, help="where the output goes (default: this folder)")
@@ -2871,7 +2871,7 @@ def make_config(argv, **sizes) -> Config:
     given = ValRule("tokens", args.val_tokens) if args.val_tokens is not None else \
         ValRule("fraction", args.val_fraction) if args.val_fraction is not None else None
     return Config(
-        inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=given or fmt.val_rule,
+        inputs=tuple(args.input or [DEFAULT_INPUT]), out_dir=args.out_dir, format=args.format, val_rule=given or fmt.val_rule,
         val_rule_given=given is not None, shard_tokens=args.shard_tokens or SHARD_TOKENS,
         prefix=fmt.prefix and (args.prefix or fmt.prefix), max_tokens=args.max_tokens, encoding=args.encoding,
         tokenizer=args.tokenizer, tokenizer_pattern=args.tokenizer_pattern, doc_token=args.doc_token,

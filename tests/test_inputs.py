@@ -263,6 +263,23 @@ def test_bad_json_lines_name_the_file_line_and_key(tmp_path):
     assert len(split_docs(read_bin(tmp_path / "far2" / "train.bin"))) == 9000
 
 
+def test_a_json_line_with_an_integer_of_any_length_is_json(tmp_path):
+    """Python 3.11+ refuses int() of more than 4,300 digits; such a line is valid JSON all the same."""
+    docs = [f"Row {i} with a long number beside it." for i in range(300)]
+    big = {0: "1" + "0" * 4400 + "7", 150: "-" + "9" * 20000, 299: "3" * 4301}  # (line 1 is checked first)
+    lines = "".join(f'{{"id": {big.get(i, i)}, "text": {json.dumps(d)}, "n": [{big.get(i, 1)}]}}\n'
+                    for i, d in enumerate(docs))
+    (tmp_path / "big.jsonl").write_text(lines)
+    for extra in ([], ["--skip-bad-files"]):
+        out = tmp_path / f"o{len(extra)}"
+        r = run("--input", tmp_path / "big.jsonl", "--out-dir", out, "--val-fraction", 0, *extra)
+        assert r.returncode == 0, r.stderr
+        assert "not JSON" not in r.stderr and "bad line" not in r.stderr, r.stderr
+        assert read_bin(out / "train.bin") == flat(reference_docs(docs))
+    (tmp_path / "text.jsonl").write_text(lines + f'{{"text": {"4" * 5000}}}\n')
+    assert_user_error(run("--input", tmp_path / "text.jsonl", "--out-dir", tmp_path / "t"), "line 301", "'text' holds")
+
+
 def test_a_byte_order_mark_and_blank_lines(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf\n{"text": "hello world"}\n\n  \n{"text": "again"}')
     r = run("--input", tmp_path / "a.jsonl", "--out-dir", tmp_path / "o", "--val-fraction", 0)

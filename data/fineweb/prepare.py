@@ -56,6 +56,7 @@ import argparse
 import base64
 import binascii
 import bz2
+import decimal
 import errno
 import functools
 import glob
@@ -657,7 +658,7 @@ def check_jsonl(inp: Input, config: Config, in_folder: bool) -> Optional[Input]:
         return inp  # (a first line longer than the head is checked as it is read)
     number = head[:len(head) - len(body)].count(b"\n") + 1
     try:
-        row, why = json.loads(body.split(b"\n")[0].decode("utf-8", "replace")), None
+        row, why = load_json(body.split(b"\n")[0].decode("utf-8", "replace")), None
     except (ValueError, RecursionError) as e:
         row, why = None, not_json_reason(e)
     documents = isinstance(row, dict) and column in row
@@ -876,7 +877,7 @@ def json_text(inp, line, start, cut, config):
     is not JSON stops the run, or with --skip-bad-files is left out alone, counted (BAD_LINE)."""
     column = config.text_column
     try:
-        row = json.loads(decode(line, start, inp, cut, config.strict_utf8))
+        row = load_json(decode(line, start, inp, cut, config.strict_utf8))
     except (ValueError, RecursionError) as e:
         if not config.skip_bad_files:
             raise not_json(inp, line_number(inp, start), not_json_reason(e)) from None
@@ -892,6 +893,18 @@ def json_text(inp, line, start, cut, config):
     if value and not value.isascii() and SURROGATE.search(value):  # lone \\ud800 escapes, or bad bytes
         cut.dirty = True
     return value
+
+
+def load_json(text):
+    """json.loads without Python's limit on an integer's digits (4,300 since 3.11; a line holding a
+    longer one is JSON all the same): on that error the line is parsed again with each integer kept
+    as a Decimal (exact, and made in time linear in its digits, where int() is quadratic)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # (with json.loads' own hooks only int() raises another ValueError)
+        return json.loads(text, parse_int=decimal.Decimal)
 
 
 def not_json_reason(e):

@@ -139,6 +139,28 @@ def test_input_given_twice_reads_every_file_in_the_order_given(tmp_path):
     assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(expected))
 
 
+def test_linked_folders_are_read_once_each_and_loops_are_named(tmp_path):
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (root / "a").mkdir(parents=True)
+    (elsewhere / "deep").mkdir(parents=True)
+    docs = {"a/1.txt": "In the real folder a.", "b/2.txt": "In a linked folder.", "b/deep/3.jsonl": "Deeper in it."}
+    (root / "a" / "1.txt").write_text(txt_layout([docs["a/1.txt"]]))
+    (elsewhere / "2.txt").write_text(txt_layout([docs["b/2.txt"]]))
+    (elsewhere / "deep" / "3.jsonl").write_bytes(jsonl([docs["b/deep/3.jsonl"]]))
+    os.symlink(elsewhere, root / "b")                # a folder link: followed
+    os.symlink(elsewhere, root / "c")                # a second link to it: read once, at b
+    os.symlink(root, root / "a" / "up")              # a loop through an ancestor
+    os.symlink(elsewhere, elsewhere / "deep" / "me")  # a loop inside the linked folder
+    r = run("--input", root, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(list(docs.values())))  # sorted paths
+    assert r.stderr.count("warning: not following") == 3, r.stderr
+    real, here = os.path.realpath(elsewhere), os.path.realpath(root)
+    assert f"{root / 'c'}: it leads to {real}, which is read as {root / 'b'}" in r.stderr, r.stderr
+    assert f"{root / 'a' / 'up'}: it leads to {here}, a folder above it (a loop)" in r.stderr, r.stderr
+    assert f"{root / 'b' / 'deep' / 'me'}: it leads to {real}, a folder above it (a loop)" in r.stderr, r.stderr
+
+
 @pytest.fixture(scope="module")
 def big_gz(tmp_path_factory):
     d = tmp_path_factory.mktemp("gz")

@@ -1058,11 +1058,13 @@ def kind_of(path: str) -> Optional[tuple]:
 def files_in(folder, skip):
     """The files under folder this script reads, at any depth, sorted by their path relative to
     it (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...), and the links among
-    them whose target is missing (an interrupted download). Symlinks are followed (the Hugging
-    Face cache); hidden files and folders, skip, and this script's own files are left out."""
-    found, broken = [], []
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
+    them whose target is missing (an interrupted download). Symlinks to files and to folders are
+    followed (the Hugging Face cache); hidden files and folders, skip, and this script's own files
+    are left out."""
+    found, broken, seen = [], [], {os.path.realpath(folder): folder}
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and
+                   os.path.realpath(os.path.join(top, d)) != skip and first_visit(os.path.join(top, d), seen)]
         rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
         for f in files:
             path = os.path.join(top, f)
@@ -1073,6 +1075,20 @@ def files_in(folder, skip):
             elif not os.path.exists(path):
                 broken.append(path)
     return [path for _, path in sorted(found)], sorted(broken)
+
+
+def first_visit(path, seen: dict) -> bool:
+    """Whether the folder at path is read: each folder once (seen: its real path -> the path it is
+    read at), whatever links lead to it; a link to a folder above it (a loop) or to one read
+    elsewhere is not followed, with a warning."""
+    real = os.path.realpath(path)
+    first = seen.setdefault(real, path)
+    if first is path:
+        return True
+    above = os.path.join(os.path.realpath(os.path.dirname(path)), "").startswith(os.path.join(real, ""))
+    print(f"warning: not following {path}: it leads to {real}, " +
+          ("a folder above it (a loop)" if above else f"which is read as {first}"), file=sys.stderr)
+    return False
 
 
 def matches_of(pattern: str, own: str) -> tuple:

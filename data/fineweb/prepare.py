@@ -241,6 +241,31 @@ class Unit(NamedTuple):
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
+# The most one bzip2 block decompresses to: at most 900,000 bytes (100,000 per level) before its
+# run-length stage, which makes at most 4 + 255 bytes of each 5 (four alike and a count).
+BZIP2_BLOCK_OUT = 9 * 100_000 // 5 * (4 + 255)
+
+
+class Unchecked:
+    """bzip2's decompressed bytes that wait until their block's CRC has been checked: the CRC is
+    checked once the whole block has come out (BZ2Decompressor raises only then), and the next
+    block comes out only after that. So all that waits is checked when a call gave nothing (the
+    decompressor then waits for input, between blocks or inside one, never with a block half given
+    out) or the stream ended; before that, every byte more than BZIP2_BLOCK_OUT before the newest
+    one is (its block has ended). At most BZIP2_BLOCK_OUT + STREAM_BLOCK bytes wait here."""
+
+    def __init__(self):
+        self.blocks, self.size = deque(), 0
+
+    def given(self, block, all_checked) -> Iterator[bytes]:
+        """Adds what one call gave; gives out the blocks now known to be checked, in order."""
+        if block:
+            self.blocks.append(block)
+            self.size += len(block)
+        keep = 0 if all_checked else BZIP2_BLOCK_OUT
+        while self.blocks and self.size - len(self.blocks[0]) >= keep:
+            self.size -= len(self.blocks[0])
+            yield self.blocks.popleft()
 
 
 def decompressed_blocks(raw, codec):
@@ -248,10 +273,12 @@ def decompressed_blocks(raw, codec):
     (gzip, bzip2 and xz files may be concatenated), as Python's own readers take them: zero
     bytes after a member are padding (gzip's, xz's), and what follows the last bzip2 or xz
     stream without starting another is ignored. Raises at damage, or EOFError when the file ends inside a
-    member (or is empty: no compressed file is)."""
+    member (or is empty: no compressed file is). bzip2 gives out only what its CRCs have checked (see
+    Unchecked); gzip and xz check theirs at a member's or block's end, after the text came out."""
     new = DECOMPRESSORS[codec]
     dec, data, block = new(), raw.read(STREAM_BLOCK), b""
     first, made = True, 0  # the first member; bytes the current member gave
+    unchecked = Unchecked() if codec == "bzip2" else None
     if not data:
         raise EOFError("the file is empty")
     while True:
@@ -263,7 +290,8 @@ def decompressed_blocks(raw, codec):
             if not data:
                 return
             dec, first, made = new(), False, 0
-        elif not data and getattr(dec, "needs_input", len(block) < STREAM_BLOCK):  # (zlib: output left)
+        elif not data and getattr(dec, "needs_input", len(block) < STREAM_BLOCK) and not (unchecked and block):
+            # (zlib: output left; bzip2: a call that gives nothing comes first, see Unchecked)
             data = raw.read(STREAM_BLOCK)
             if not data:
                 raise EOFError("the file ends inside a compressed block: it was cut short")
@@ -275,7 +303,9 @@ def decompressed_blocks(raw, codec):
             return  # (not another stream: ignored, as bz2.open and lzma.open do)
         data = getattr(dec, "unconsumed_tail", b"")  # (zlib keeps what max_length left over there)
         made += len(block)
-        if block:
+        if unchecked is not None:
+            yield from unchecked.given(block, dec.eof or not block)
+        elif block:
             yield block
 
 
@@ -293,8 +323,8 @@ def arrow_blocks(stream, raw):
 
 class Decompressed:
     """A compressed file's bytes as a stream whose read(n) gives out everything decompressed
-    before a damage, and raises only when nothing is left before it: what is read of a damaged
-    file never depends on n (the blocks are always STREAM_BLOCK)."""
+    (bzip2: and checked) before a damage, and raises only when nothing is left before it: what is
+    read of a damaged file never depends on n (the blocks are always STREAM_BLOCK)."""
 
     def __init__(self, blocks, source=None):
         self.blocks, self.source, self.held, self.error, self.pos = blocks, source, b"", None, 0

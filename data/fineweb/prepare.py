@@ -241,8 +241,8 @@ class Unit(NamedTuple):
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
-# The most one bzip2 block decompresses to: at most 900,000 bytes (100,000 per level) before its
-# run-length stage, which makes at most 4 + 255 bytes of each 5 (four alike and a count).
+# The most one bzip2 block decompresses to: at most 900,000 bytes (100,000 per level) after its
+# first stage, which shortens runs of one byte: undone, each 5 (four alike, a count) give 4 + 255.
 BZIP2_BLOCK_OUT = 9 * 100_000 // 5 * (4 + 255)
 
 

@@ -159,6 +159,11 @@ def test_linked_folders_are_read_once_each_and_loops_are_named(tmp_path):
     assert f"{root / 'c'}: it leads to {real}, which is read as {root / 'b'}" in r.stderr, r.stderr
     assert f"{root / 'a' / 'up'}: it leads to {here}, a folder above it (a loop)" in r.stderr, r.stderr
     assert f"{root / 'b' / 'deep' / 'me'}: it leads to {real}, a folder above it (a loop)" in r.stderr, r.stderr
+    # the linked folder named again: its files are named twice
+    assert_user_error(run("--input", root, elsewhere, "--out-dir", tmp_path / "t"), "2.txt is the same file as")
+    r = run("--input", root, elsewhere, "--out-dir", tmp_path / "t", "--val-fraction", 0, "--skip-bad-files")
+    assert r.returncode == 0 and "3.jsonl is the same file as" in r.stderr, r.stderr
+    assert read_bin(tmp_path / "t" / "train.bin") == read_bin(tmp_path / "o" / "train.bin")
 
 
 @pytest.fixture(scope="module")

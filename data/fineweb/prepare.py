@@ -1149,7 +1149,7 @@ def matches_of(pattern: str, own: str) -> tuple:
 def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
     """The input files, in the order given: folders give their files (see files_in); a glob
     pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
-    file named twice is refused, or with --skip-bad-files left out (a file named twice is read
+    file named twice (one name in one folder, through whatever links) is refused, or with --skip-bad-files left out (a file named twice is read
     once), with a warning. Returns (the files, the set of those found in folders, the broken
     links)."""
     paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
@@ -1167,8 +1167,9 @@ def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
                             "choose another --out-dir or input")
         if not kind_of(p) or not os.path.isfile(p):
             raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
-        first = seen.setdefault(os.path.abspath(p), p)  # (not realpath: the Hugging Face cache
-        # links files of the same content to one blob, and each is a file of the data set)
+        first = seen.setdefault(os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))),
+                                             os.path.basename(p)), p)  # (its folder's real path, not its
+        # own: the Hugging Face cache links files of the same content to one blob, each a file of the data set)
         if first is not p:
             left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
     return list(seen.values()), in_folders, broken

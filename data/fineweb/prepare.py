@@ -1149,9 +1149,9 @@ def matches_of(pattern: str, own: str) -> tuple:
 def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
     """The input files, in the order given: folders give their files (see files_in); a glob
     pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
-    file named twice (one name in one folder, through whatever links) is refused, or with --skip-bad-files left out (a file named twice is read
-    once), with a warning. Returns (the files, the set of those found in folders, the broken
-    links)."""
+    file named twice (one name in one folder, through whatever links) is refused, or with
+    --skip-bad-files left out (a file named twice is read once), with a warning. Returns (the
+    files, the set of those found in folders, the broken links)."""
     paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
     for pattern in patterns:
         files, in_folder, links = matches_of(pattern, own)

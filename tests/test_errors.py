@@ -1,5 +1,6 @@
 """Bad input and a hostile machine: one plain sentence, a non-zero exit, no traceback, and the
 finished work kept on disk."""
+import bz2
 import glob
 import gzip
 import json
@@ -99,6 +100,40 @@ def test_damaged_parquet_keeps_earlier_work_and_resumes(tmp_path):
     train = read_bin(out / "train.bin")
     good = flat(reference_docs(DOCS))
     assert train[:len(good)] == good and len(train) > len(good)
+
+
+def one_byte_flipped(path, data, at):
+    damaged = bytearray(data)
+    damaged[at] ^= 0x10
+    path.write_bytes(bytes(damaged))
+
+
+@pytest.mark.slow
+def test_a_corrupted_bzip2_block_gives_none_of_its_text_whatever_the_chunk_size(tmp_path):
+    """bzip2 checks a block's CRC only once the whole block is out: nothing of a damaged block is
+    kept, and every block before it is (2.7 MB of text: 3 blocks of 900 kB; and a file of one block)."""
+    text = txt_layout(corpus.documents(2_700_000, seed=23)).encode()
+    data = bz2.compress(text)
+    at = len(data) // 2
+    checked = bz2.BZ2Decompressor().decompress(data[:at])  # (the standard library: every block before `at`)
+    assert 0 < len(checked) < len(text) // 2 and text.startswith(checked)
+    one_byte_flipped(tmp_path / "big.txt.bz2", data, at)
+    small = txt_layout(corpus.documents(600_000, seed=24)).encode()
+    assert len(small) < 900_000
+    one_byte_flipped(tmp_path / "small.txt.bz2", bz2.compress(small), 30_000)
+    (tmp_path / "good.txt").write_text(txt_layout(DOCS))
+    kept = {}
+    for chunk in ("4099", None):
+        out = tmp_path / f"o{chunk}"
+        r = run("--input", tmp_path / "good.txt", tmp_path / "big.txt.bz2", tmp_path / "small.txt.bz2",
+                "--out-dir", out, "--val-fraction", 0, "--skip-bad-files", *(["--chunk-size", chunk] if chunk else []))
+        assert r.returncode == 0, r.stderr
+        assert f"from byte {len(checked):,} of its text" in r.stderr and "small.txt.bz2" in r.stderr, r.stderr
+        kept[chunk] = read_bin(out / "train.bin")
+    assert kept[None] == flat(reference_docs(DOCS + txt_documents(checked.decode())))
+    assert kept["4099"] == kept[None]
+    r = run("--input", tmp_path / "big.txt.bz2", "--out-dir", tmp_path / "s", "--val-fraction", 0)
+    assert_user_error(r, "big.txt.bz2", "bzip2 stream is damaged", "--skip-bad-files")
 
 
 # --- parquet shapes that must simply work ----------------------------------------------------

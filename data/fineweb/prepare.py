@@ -56,6 +56,7 @@ import argparse
 import base64
 import binascii
 import bz2
+import decimal
 import errno
 import functools
 import glob
@@ -247,6 +248,31 @@ class Unit(NamedTuple):
 STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 DECOMPRESSORS = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
                  "xz": lzma.LZMADecompressor}
+# The most one bzip2 block decompresses to: at most 900,000 bytes (100,000 per level) after its
+# first stage, which shortens runs of one byte: undone, each 5 (four alike, a count) give 4 + 255.
+BZIP2_BLOCK_OUT = 9 * 100_000 // 5 * (4 + 255)
+
+
+class Unchecked:
+    """bzip2's decompressed bytes that wait until their block's CRC has been checked: the CRC is
+    checked once the whole block has come out (BZ2Decompressor raises only then), and the next
+    block comes out only after that. So all that waits is checked when a call gave nothing (the
+    decompressor then waits for input, between blocks or inside one, never with a block half given
+    out) or the stream ended; before that, every byte more than BZIP2_BLOCK_OUT before the newest
+    one is (its block has ended). At most BZIP2_BLOCK_OUT + STREAM_BLOCK bytes wait here."""
+
+    def __init__(self):
+        self.blocks, self.size = deque(), 0
+
+    def given(self, block, all_checked) -> Iterator[bytes]:
+        """Adds what one call gave; gives out the blocks now known to be checked, in order."""
+        if block:
+            self.blocks.append(block)
+            self.size += len(block)
+        keep = 0 if all_checked else BZIP2_BLOCK_OUT
+        while self.blocks and self.size - len(self.blocks[0]) >= keep:
+            self.size -= len(self.blocks[0])
+            yield self.blocks.popleft()
 
 
 def decompressed_blocks(raw, codec):
@@ -254,10 +280,12 @@ def decompressed_blocks(raw, codec):
     (gzip, bzip2 and xz files may be concatenated), as Python's own readers take them: zero
     bytes after a member are padding (gzip's, xz's), and what follows the last bzip2 or xz
     stream without starting another is ignored. Raises at damage, or EOFError when the file ends inside a
-    member (or is empty: no compressed file is)."""
+    member (or is empty: no compressed file is). bzip2 gives out only what its CRCs have checked (see
+    Unchecked); gzip and xz check theirs at a member's or block's end, after the text came out."""
     new = DECOMPRESSORS[codec]
     dec, data, block = new(), raw.read(STREAM_BLOCK), b""
     first, made = True, 0  # the first member; bytes the current member gave
+    unchecked = Unchecked() if codec == "bzip2" else None
     if not data:
         raise EOFError("the file is empty")
     while True:
@@ -269,7 +297,8 @@ def decompressed_blocks(raw, codec):
             if not data:
                 return
             dec, first, made = new(), False, 0
-        elif not data and getattr(dec, "needs_input", len(block) < STREAM_BLOCK):  # (zlib: output left)
+        elif not data and getattr(dec, "needs_input", len(block) < STREAM_BLOCK) and not (unchecked and block):
+            # (zlib: output left; bzip2: a call that gives nothing comes first, see Unchecked)
             data = raw.read(STREAM_BLOCK)
             if not data:
                 raise EOFError("the file ends inside a compressed block: it was cut short")
@@ -281,7 +310,9 @@ def decompressed_blocks(raw, codec):
             return  # (not another stream: ignored, as bz2.open and lzma.open do)
         data = getattr(dec, "unconsumed_tail", b"")  # (zlib keeps what max_length left over there)
         made += len(block)
-        if block:
+        if unchecked is not None:
+            yield from unchecked.given(block, dec.eof or not block)
+        elif block:
             yield block
 
 
@@ -299,8 +330,8 @@ def arrow_blocks(stream, raw):
 
 class Decompressed:
     """A compressed file's bytes as a stream whose read(n) gives out everything decompressed
-    before a damage, and raises only when nothing is left before it: what is read of a damaged
-    file never depends on n (the blocks are always STREAM_BLOCK)."""
+    (bzip2: and checked) before a damage, and raises only when nothing is left before it: what is
+    read of a damaged file never depends on n (the blocks are always STREAM_BLOCK)."""
 
     def __init__(self, blocks, source=None):
         self.blocks, self.source, self.held, self.error, self.pos = blocks, source, b"", None, 0
@@ -664,7 +695,7 @@ def check_jsonl(inp: Input, config: Config, in_folder: bool) -> Optional[Input]:
         return inp  # (a first line longer than the head is checked as it is read)
     number = head[:len(head) - len(body)].count(b"\n") + 1
     try:
-        row, why = json.loads(body.split(b"\n")[0].decode("utf-8", "replace")), None
+        row, why = load_json(body.split(b"\n")[0].decode("utf-8", "replace")), None
     except (ValueError, RecursionError) as e:
         row, why = None, not_json_reason(e)
     documents = isinstance(row, dict) and column in row
@@ -883,7 +914,7 @@ def json_text(inp, line, start, cut, config):
     is not JSON stops the run, or with --skip-bad-files is left out alone, counted (BAD_LINE)."""
     column = config.text_column
     try:
-        row = json.loads(decode(line, start, inp, cut, config.strict_utf8))
+        row = load_json(decode(line, start, inp, cut, config.strict_utf8))
     except (ValueError, RecursionError) as e:
         if not config.skip_bad_files:
             raise not_json(inp, line_number(inp, start), not_json_reason(e)) from None
@@ -899,6 +930,18 @@ def json_text(inp, line, start, cut, config):
     if value and not value.isascii() and SURROGATE.search(value):  # lone \\ud800 escapes, or bad bytes
         cut.dirty = True
     return value
+
+
+def load_json(text):
+    """json.loads without Python's limit on an integer's digits (4,300 since 3.11; a line holding a
+    longer one is JSON all the same): on that error the line is parsed again with each integer kept
+    as a Decimal (exact, and made in time linear in its digits, where int() is quadratic)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # (with json.loads' own hooks only int() raises another ValueError)
+        return json.loads(text, parse_int=decimal.Decimal)
 
 
 def not_json_reason(e):
@@ -1096,11 +1139,13 @@ def kind_of(path: str) -> Optional[tuple]:
 def files_in(folder, skip):
     """The files under folder this script reads, at any depth, sorted by their path relative to
     it (folder by folder, as FineWeb's own sample/10BT/000_00000.parquet...), and the links among
-    them whose target is missing (an interrupted download). Symlinks are followed (the Hugging
-    Face cache); hidden files and folders, skip, and this script's own files are left out."""
-    found, broken = [], []
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(top, d)) != skip]
+    them whose target is missing (an interrupted download). Symlinks to files and to folders are
+    followed (the Hugging Face cache); hidden files and folders, skip, and this script's own files
+    are left out."""
+    found, broken, seen = [], [], {os.path.realpath(folder): folder}
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and
+                   os.path.realpath(os.path.join(top, d)) != skip and first_visit(os.path.join(top, d), seen)]
         rel = os.path.relpath(top, folder).split(os.sep) if top != folder else []
         for f in files:
             path = os.path.join(top, f)
@@ -1111,6 +1156,20 @@ def files_in(folder, skip):
             elif not os.path.exists(path):
                 broken.append(path)
     return [path for _, path in sorted(found)], sorted(broken)
+
+
+def first_visit(path, seen: dict) -> bool:
+    """Whether the folder at path is read: each folder once (seen: its real path -> the path it is
+    read at), whatever links lead to it; a link to a folder above it (a loop) or to one read
+    elsewhere is not followed, with a warning."""
+    real = os.path.realpath(path)
+    first = seen.setdefault(real, path)
+    if first is path:
+        return True
+    above = os.path.join(os.path.realpath(os.path.dirname(path)), "").startswith(os.path.join(real, ""))
+    print(f"warning: not following {path}: it leads to {real}, " +
+          ("a folder above it (a loop)" if above else f"which is read as {first}"), file=sys.stderr)
+    return False
 
 
 def matches_of(pattern: str, own: str) -> tuple:
@@ -1141,9 +1200,9 @@ def matches_of(pattern: str, own: str) -> tuple:
 def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
     """The input files, in the order given: folders give their files (see files_in); a glob
     pattern (** for any depth) its matches, sorted, each a file or a folder. A broken link or a
-    file named twice is refused, or with --skip-bad-files left out (a file named twice is read
-    once), with a warning. Returns (the files, the set of those found in folders, the broken
-    links)."""
+    file named twice (one name in one folder, through whatever links) is refused, or with
+    --skip-bad-files left out (a file named twice is read once), with a warning. Returns (the
+    files, the set of those found in folders, the broken links)."""
     paths, in_folders, broken, own = [], set(), [], os.path.realpath(out_dir)
     for pattern in patterns:
         files, in_folder, links = matches_of(pattern, own)
@@ -1159,8 +1218,9 @@ def expand_inputs(patterns, out_dir: str, skip_bad: bool) -> tuple:
                             "choose another --out-dir or input")
         if not kind_of(p) or not os.path.isfile(p):
             raise UserError(f"{p}: not a file this script reads (it reads {SUPPORTED})")
-        first = seen.setdefault(os.path.abspath(p), p)  # (not realpath: the Hugging Face cache
-        # links files of the same content to one blob, and each is a file of the data set)
+        first = seen.setdefault(os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))),
+                                             os.path.basename(p)), p)  # (its folder's real path, not its
+        # own: the Hugging Face cache links files of the same content to one blob, each a file of the data set)
         if first is not p:
             left_out(f"{p} is the same file as {first}, named before it", "name it once", skip_bad, "read once")
     return list(seen.values()), in_folders, broken
@@ -3107,7 +3167,7 @@ def slurm_shard():
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument("--input", nargs="+", default=[DEFAULT_INPUT],
+    p.add_argument("--input", nargs="+", action="extend",  # (given twice: both, in order)
                    help=f"files ({SUPPORTED}), folders (searched at any depth) or glob patterns "
                         "(default: train_fineweb.txt here)")
     p.add_argument("--out-dir", default=HERE, help="where the output goes (default: this folder)")
@@ -3169,7 +3229,7 @@ def make_config(argv, **sizes) -> Config:
     fmt = FORMATS[args.format]
     val_rule, given = val_rule_of(args)
     return Config(
-        inputs=tuple(args.input), out_dir=args.out_dir, format=args.format, val_rule=val_rule,
+        inputs=tuple(args.input or [DEFAULT_INPUT]), out_dir=args.out_dir, format=args.format, val_rule=val_rule,
         val_rule_given=given, shard_tokens=args.shard_tokens or SHARD_TOKENS,
         prefix=fmt.prefix and (args.prefix or fmt.prefix), max_tokens=args.max_tokens, encoding=args.encoding,
         tokenizer=args.tokenizer, tokenizer_pattern=args.tokenizer_pattern, doc_token=args.doc_token,

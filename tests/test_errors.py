@@ -297,7 +297,7 @@ def test_no_network_for_the_vocabulary_says_how_to_work_offline(tmp_path):
     r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--encoding", "cl100k_base",
             env={"TIKTOKEN_CACHE_DIR": str(tmp_path / "cache"), "HTTPS_PROXY": "http://127.0.0.1:9",
                  "https_proxy": "http://127.0.0.1:9"}, timeout=120)   # (gpt2 ships with the script)
-    assert_user_error(r, "could not load the 'cl100k_base' vocabulary", "TIKTOKEN_CACHE_DIR", "README")
+    assert_user_error(r, "could not load the 'cl100k_base' vocabulary", "TIKTOKEN_CACHE_DIR", "docs/offline.md")
     assert r.stderr.count("\n") == 1, r.stderr
 
 

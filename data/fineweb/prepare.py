@@ -1311,6 +1311,20 @@ DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
 # as `tokenizers` does (besides the tests' proof for its family); else through `tokenizers`
 SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
           "x**2 + 1234567 # don't\r\n<|endoftext|> 'll 've \u3000 \xa0 end   \n\n\n spaces    ")
+# the constructs of a Split regex that mean the same in tokenizers' Oniguruma and tiktoken's
+# fancy-regex (an allow-list: any other, such as ^ $ . \b \w \d, a lazy or possessive quantifier,
+# a look-behind, a flag but (?i: around ASCII letters, a nested class or a class operation, keeps
+# the file on tokenizers). Their general categories' tables agreed for every code point in
+# tokenizers 0.23 and tiktoken 0.14; Unicode versions apart, they may differ for new characters.
+REGEX_CATEGORY = r"\\[pP]\{(?:[LMNPSZ]|L[ultmo]|M[nce]|N[dlo]|P[cdseifo]|S[mcko]|Z[slp])\}"
+REGEX_CHAR = r"\\[rnt]|\\[!-/:;=?@\[-`{-~]"  # (escaped ASCII punctuation but \< \>: word bounds in fancy-regex)
+REGEX_CLASS_ITEM = rf"(?:{REGEX_CHAR}|[^\\\[\]\-&~^])(?:-(?:{REGEX_CHAR}|[^\\\[\]\-&~^]))?|\\[sS]|{REGEX_CATEGORY}"
+REGEX_TOKEN = re.compile(rf"""(?P<atom>\[\^?(?:{REGEX_CLASS_ITEM})+\]|\\[sS]|{REGEX_CATEGORY}|(?P<char>{REGEX_CHAR}|
+                                [^\\^$.|?*+()\[\]{{}}]))|(?P<open>\((?:\?[:=!]|(?P<nocase>\?i:))?)|(?P<close>\))|
+                                (?P<alt>\|)|(?P<quantifier>[?*+]|\{{\d+(?:,\d*)?\}})""", re.X)
+# the planes of Unicode's combining marks and canonical decompositions (and CJK compatibility
+# ideographs' supplement, tags and variation selectors): where two NFC tables may differ
+NFC_PROBE_RANGES = [(0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20), (0xE0000, 0xE1000)]
 
 
 def tiktoken_missing_cache(name, e):
@@ -1327,13 +1341,16 @@ class TiktokenTokenizer:
     token alone, and encoded in one call (tiktoken encodes the text between special tokens on
     its own: the same tokens as one call per document)."""
 
-    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None):
+    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None,
+                 unlike: Optional[tuple] = None):
         if doc_text not in enc._special_tokens:
             raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
                             f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
+        # (characters whose NFC differs in Python's and tokenizers' tables, tokenizers' NFC): see nfc_unlike
+        self.unlike = unlike
         # documents are joined by the token's text only where its occurrences cannot overlap
         # (no proper prefix of it is also its suffix): then counting them finds each join
         self.joinable = not any(doc_text[:k] == doc_text[-k:] for k in range(1, len(doc_text)))
@@ -1341,8 +1358,15 @@ class TiktokenTokenizer:
     def normalized(self, segments: list) -> list:
         """Each segment in the normal form: the same as the whole text's where segments end at
         safe cuts (whitespace composes with nothing, and starts a new combining sequence)."""
-        return [seg if unicodedata.is_normalized(self.normal, seg.text) else
-                seg._replace(text=unicodedata.normalize(self.normal, seg.text)) for seg in segments]
+        return [seg if text is seg.text else seg._replace(text=text)
+                for seg, text in zip(segments, map(self.normal_form, (seg.text for seg in segments)))]
+
+    def normal_form(self, text: str) -> str:
+        """text in the normal form: by Python's tables, or by the file's own NFC where text holds
+        a character their Unicode versions treat otherwise (~100x slower; rare characters)."""
+        if self.unlike and any(c in text for c in self.unlike[0]):  # (~2 ms a million characters)
+            return self.unlike[1](text)
+        return text if unicodedata.is_normalized(self.normal, text) else unicodedata.normalize(self.normal, text)
 
     def encode_chunk(self, segments: list, dtype) -> tuple:
         """Token ids of a chunk's segments, where pieces end other than at a document token
@@ -1501,9 +1525,11 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     tok.encode_special_tokens = True
     parts = tiktoken_parts(spec)
     enc = parts and tiktoken_encoding(os.path.basename(config.tokenizer), parts)
-    if enc and runs_alike(enc, tok, parts[0], parts[3]):
-        return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
-                                 parts[3])
+    if enc:
+        runner = TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
+                                   parts[3], parts[3] and nfc_unlike())
+        if runs_alike(enc, tok, parts[0], runner.normal_form if parts[3] else None):
+            return runner
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
 
 
@@ -1516,10 +1542,13 @@ def tiktoken_encoding(name: str, parts: tuple):
         return None
 
 
-def runs_alike(enc, tok, ranks: dict, normal: Optional[str]) -> bool:
+def runs_alike(enc, tok, ranks: dict, normal_form: Optional[Callable]) -> bool:
     """Whether tiktoken gives the ids tokenizers gives, on SAMPLE and on the text of every token
     (tiktoken takes a whole piece that is a token, and merges any pair whose bytes are a token;
-    tokenizers may do neither: ~1 s for Llama 3's 128,000 tokens)."""
+    tokenizers may do neither: ~1 s for Llama 3's 128,000 tokens), merges alike on every token's
+    bytes (merges_alike); normal_form: the text's normalization (TiktokenTokenizer.normal_form)."""
+    if not merges_alike(tok, ranks):
+        return False
     texts = [SAMPLE]
     for token in ranks:
         try:
@@ -1527,8 +1556,77 @@ def runs_alike(enc, tok, ranks: dict, normal: Optional[str]) -> bool:
         except UnicodeDecodeError:
             continue  # (a part of a character)
     want = [e.ids for e in getattr(tok, "encode_batch_fast", tok.encode_batch)(texts, add_special_tokens=False)]
-    texts = [unicodedata.normalize(normal, t) for t in texts] if normal else texts
+    texts = [normal_form(t) for t in texts] if normal_form else texts
     return all(enc.encode(t, disallowed_special=()) == ids for t, ids in zip(texts, want))
+
+
+def merges_alike(tok, ranks: dict) -> bool:
+    """Whether tiktoken's merges (of any two neighbours whose bytes are a token, by rank) make
+    what tokenizers' merges make, in every text. Where the two first differ, tiktoken merges two
+    neighbours into a token tokenizers has no merge for, after merges within that token's
+    bytes, which happen so in its bytes alone: tokenizers' merges (without taking a whole word
+    that is a token, ignore_merges) then leave the token's bytes as those two parts. So no
+    token's bytes may end as exactly two parts, be they valid UTF-8 or part of a character (e.g.
+    'é' is c3 a9, a token a9 c3 then c3 a9 c3 from c3a9 + c3 gives [c3, a9c3] alone, and
+    tiktoken [c3a9c3, a9] on 'éé' where tokenizers gives [c3, a9c3, a9]). (Merges that make one
+    token, met where they overlap, are taken in rank order by tokenizers and from the left by
+    tiktoken: not compared here.)"""
+    model, alphabet = tok.model, {b: c for c, b in byte_level_alphabet().items()}
+    words = ["".join(alphabet[token[i:i + 1]] for i in range(len(token))) for token in ranks]
+    whole = getattr(model, "ignore_merges", False)  # (tokenizers 0.19 and later)
+    bare = type(tok)(model)  # (no normalizer, no pre-tokenizer: each word is one; the model is shared)
+    if whole:
+        model.ignore_merges = False
+    try:
+        parts = getattr(bare, "encode_batch_fast", bare.encode_batch)(words, add_special_tokens=False)
+    finally:
+        if whole:
+            model.ignore_merges = True
+    return all(len(p.ids) != 2 for p in parts)
+
+
+def nfc_unlike() -> Optional[tuple]:
+    """(them, tokenizers' NFC) for the characters whose NFC in tokenizers'
+    tables differs from Python's (their Unicode versions differ: 99 in tokenizers 0.23, whose
+    tables predate Unicode 11, against Python 3.11's Unicode 14), or None. NFC is made from each
+    character's combining class and decomposition: tokenizers' NFD and Python's are compared on
+    each character of NFC_PROBE_RANGES after U+0345 (the highest class: a character of another
+    goes before it), each in a line of its own; a differing one's parts count too. ~50 ms."""
+    from tokenizers.normalizers import NFC, NFD
+    codes = np.concatenate([np.arange(lo, hi, dtype="<u4") for lo, hi in NFC_PROBE_RANGES])
+    codes = codes[codes != ord("\n")]
+    probe = np.full((len(codes), 3), [0x345, 0, ord("\n")], dtype="<u4")
+    probe[:, 1] = codes
+    text, nfd = probe.tobytes().decode("utf-32-le"), NFD().normalize_str
+    theirs, ours = nfd(text), unicodedata.normalize("NFD", text)
+    if theirs == ours:
+        return None
+    unlike = {chr(c) for c, a, b in zip(codes.tolist(), theirs.split("\n"), ours.split("\n")) if a != b}
+    unlike |= {part for c in unlike for part in nfd(c) + unicodedata.normalize("NFD", c)}
+    return sorted(unlike), NFC().normalize_str
+
+
+def regex_alike(pattern: str) -> bool:
+    """Whether a Split regex is made only of constructs that mean the same in tokenizers'
+    Oniguruma and tiktoken's fancy-regex (REGEX_TOKEN: e.g. '$' is the end of a line in the one,
+    of the text in the other); (?i: only around characters that are not letters, or ASCII."""
+    pos, nocase, last = 0, [], "alt"
+    while pos < len(pattern):
+        m = REGEX_TOKEN.match(pattern, pos)
+        if m is None:
+            return False
+        kind, pos = m.lastgroup if m.lastgroup in ("open", "close", "alt", "quantifier") else "atom", m.end()
+        if kind == "quantifier" and last not in ("atom", "close") or kind == "close" and not nocase:
+            return False  # (a lazy or possessive quantifier, or an unbalanced parenthesis)
+        if True in nocase and kind == "atom" and not (m.group("char") and (m.group().isascii() or
+                                                                           not m.group()[-1].isalpha())):
+            return False
+        if kind == "open":
+            nocase.append(bool(m.group("nocase")) or True in nocase[-1:])
+        elif kind == "close":
+            nocase.pop()
+        last = kind
+    return not nocase
 
 
 def byte_level_alphabet() -> dict:
@@ -1569,7 +1667,8 @@ def byte_level_pattern(pre: dict) -> Optional[str]:
         return GPT2_PATTERN
     split = steps[0]
     if len(steps) == 2 and split.get("type") == "Split" and split.get("behavior") == "Isolated" and \
-            not split.get("invert") and "Regex" in split.get("pattern", {}) and not steps[1].get("use_regex", True):
+            not split.get("invert") and "Regex" in split.get("pattern", {}) and not steps[1].get("use_regex", True) \
+            and regex_alike(split["pattern"]["Regex"]):
         return split["pattern"]["Regex"]
     return None
 

@@ -281,6 +281,20 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     assert read_bin(tmp_path / "zz" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
 
 
+@pytest.mark.slow
+def test_a_pattern_whose_look_ahead_tiktoken_gives_up_on_is_one_sentence(tmp_path):
+    """A look-ahead over a word of a million characters exceeds the backtracking limit of
+    tiktoken's regex engine: one sentence naming the file and what to do, the run's files kept."""
+    r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "a short one"}) + "\n" + json.dumps({"text": "ab" * 550_000}))
+    for chunk in (1 << 20, 1000):
+        r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / "o", "--tokenizer", r50k,
+                "--tokenizer-pattern", r"\w+(?=\s)|\w+|\s+", "--chunk-size", chunk, "--val-fraction", 0)
+        assert_user_error(r, "in.jsonl", "look-around", "--chunk-size", "--tokenizer-pattern")
+        assert "\n" not in r.stderr.split("error: ")[-1].strip()
+        assert os.path.exists(tmp_path / "o" / "prepare.checkpoint.json")
+
+
 def byte_level_json(path, vocab_extra, merges, alphabet=True):
     """A hand-made byte-level BPE tokenizer.json: the 256 bytes (or, not alphabet, a few), then
     vocab_extra, then <|endoftext|>."""

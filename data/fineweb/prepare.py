@@ -190,6 +190,10 @@ class UserError(Exception):
     """A problem with the input or the machine, told to the user in one sentence."""
 
 
+class EncodeFailed(Exception):
+    """tiktoken gave up on a text (its regex engine's limits): told with the place by encoded_chunks."""
+
+
 class DamagedInput(UserError):
     """An input that breaks off (corrupt or cut short): --skip-bad-files leaves its rest out."""
 
@@ -1723,6 +1727,12 @@ def encode_array(enc, text, allowed=()):
     except RuntimeError as e:  # tiktoken before 0.8 overflows its stack on a very long word
         raise UserError(f"tiktoken {version('tiktoken')} failed on the text ({e}): old versions fail on runs "
                         "of a million characters without whitespace; run: pip install -U tiktoken") from None
+    except ValueError as e:  # its regex engine's backtracking limit (a look-around over a very long word)
+        raise EncodeFailed(str(e)) from None
+    except BaseException as e:  # a panic in tiktoken's Rust code is pyo3's PanicException, a BaseException
+        if type(e).__name__ != "PanicException":
+            raise
+        raise EncodeFailed(f"tiktoken panicked: {e}") from None
 
 
 def long_space_cuts(text):
@@ -1780,6 +1790,7 @@ class Scheduler:
         self.readers, self.pool, self.encode, self.todo, self.place = readers, pool, encode, todo, place
         self.window, self.head = window, 0   # todo[head] is the unit being written
         self.queues, self.busy, self.idle, self.assign = {}, {}, list(readers), iter(todo)
+        self.passed = (None, None)  # the last unit and place a chunk yielded ended at
 
     def chunks(self) -> Iterator[Encoded]:
         while self.head < len(self.todo):
@@ -1809,7 +1820,12 @@ class Scheduler:
         if isinstance(item, UserError):
             raise item
         future, chunk = item
-        tokens, cuts, forced = future.result()
+        try:
+            tokens, cuts, forced = future.result()
+        except EncodeFailed as e:  # (the place: the last this unit's chunks passed, else its start)
+            raise EncodeFailed(e.args[0], u, self.passed[1] if self.passed[0] == u else None) from None
+        if chunk.place is not None:
+            self.passed = (u, chunk.place)
         chunk.counts.forced_cuts += forced
         if chunk.finished:
             del self.queues[u]
@@ -1852,6 +1868,14 @@ def encoded_chunks(inputs, units, todo, place, config, tok, dtype) -> Iterator[E
     try:
         yield from Scheduler(readers, pool, functools.partial(tok.encode_chunk, dtype=dtype), todo, place,
                              config.workers * IN_FLIGHT_PER_WORKER).chunks()
+    except EncodeFailed as e:
+        # exact tokens leave no way round: a document is cut only where the pattern allows it
+        raise UserError(f"tiktoken cannot encode the text of {where(inputs, units[e.args[1]], e.args[2])} or "
+                        f"after it with this tokenizer's pattern ({e.args[0]}): its regex engine gives up where a "
+                        "look-around ((?= or (?!) backtracks over a very long run, such as a word of a million "
+                        "characters, and a shorter --chunk-size does not change that (text is cut only where the "
+                        "pattern allows); use a --tokenizer-pattern without look-around on such runs, or leave "
+                        "that text out; the work before it is kept") from None
     finally:
         for r in readers:
             r.close()

@@ -326,17 +326,19 @@ def test_a_byte_level_bpe_tiktoken_would_encode_otherwise_runs_through_tokenizer
 
 
 @pytest.mark.parametrize("regex", [r"\p{L}+$|\p{L}|\s+|[^\s\p{L}]+", r"^\p{L}+|\p{L}|\s+|[^\s\p{L}]+",
-                                   r"\w+|\s+|[^\s\w]+"])
+                                   r"\w+|\s+|[^\s\w]+",
+                                   r"\p{L}+|\p{N}+|\s+|[\p{P}\p{S}\p{M}]+|[^\s\p{L}\p{N}\p{P}\p{S}\p{M}" "\u200b]+"])
 def test_a_split_regex_whose_meaning_differs_in_tiktoken_runs_through_tokenizers(regex, tmp_path):
     """$ and ^ are a line's end and start in tokenizers' Oniguruma, the text's in tiktoken's
-    engine; \\w differs for some characters (² and a zero-width joiner): such a tokenizer.json runs
-    through tokenizers, with its tokens."""
+    engine; \\w differs for some characters (² and a zero-width joiner); text no match takes
+    (here U+200B) is left out by tiktoken, kept by tokenizers: such a tokenizer.json runs through
+    tokenizers, with its tokens."""
     tok, trainer = byte_level_bpe(pre_tokenizers.Sequence([
         pre_tokenizers.Split(tokenizers.Regex(regex), "isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
-    tok.train_from_iterator(["hello world\nhello\nworld x² a\u200db"] * 50, trainer)
+    tok.train_from_iterator(["hello world\nhello\nworld x² a\u200db, 12"] * 50, trainer)
     tok.save(str(tmp_path / "t.json"))
-    docs = ["hello\nworld", "world hello\nhello world\n", "x² a\u200db"]
+    docs = ["hello\nworld", "world hello\nhello world\n", "x² a\u200db", "zero\u200bwidth space"]
     train, summary = run_docs(tmp_path / "t.json", docs, str(tmp_path / "run"), 1 << 20, 1 << 20)
     assert train == reference(tmp_path / "t.json", docs, "<|endoftext|>")
     assert summary["tokenizer"]["runs_as"] == "tokenizers"

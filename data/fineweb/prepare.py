@@ -1326,6 +1326,9 @@ REGEX_CLASS_ITEM = rf"(?:{REGEX_CHAR}|[^\\\[\]\-&~^])(?:-(?:{REGEX_CHAR}|[^\\\[\
 REGEX_TOKEN = re.compile(rf"""(?P<atom>\[\^?(?:{REGEX_CLASS_ITEM})+\]|\\[sS]|{REGEX_CATEGORY}|(?P<char>{REGEX_CHAR}|
                                 [^\\^$.|?*+()\[\]{{}}]))|(?P<open>\((?:\?[:=!]|(?P<nocase>\?i:))?)|(?P<close>\))|
                                 (?P<alt>\|)|(?P<quantifier>[?*+]|\{{\d+(?:,\d*)?\}})""", re.X)
+# Unicode's White_Space characters (what \s matches in both engines) and general categories
+WHITESPACE_CHARS = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+GENERAL_CATEGORIES = "Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl Zp Cc Cf Cs Co Cn".split()
 # the planes of Unicode's combining marks and canonical decompositions (and CJK compatibility
 # ideographs' supplement, tags and variation selectors): where two NFC tables may differ
 NFC_PROBE_RANGES = [(0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20), (0xE0000, 0xE1000)]
@@ -1613,8 +1616,12 @@ def nfc_unlike() -> Optional[tuple]:
 def regex_alike(pattern: str) -> bool:
     """Whether a Split regex is made only of constructs that mean the same in tokenizers'
     Oniguruma and tiktoken's fancy-regex (REGEX_TOKEN: e.g. '$' is the end of a line in the one,
-    of the text in the other); (?i: only around characters that are not letters, or ASCII."""
+    of the text in the other), (?i: only around characters that are not letters, or ASCII; and
+    matches every character (regex_covers)."""
     pos, nocase, last = 0, [], "alt"
+    # each open group's alternatives (the pattern's first), each alternative's items: [the atom's
+    # text, or None for a group; how often it must match at least; whether it takes a character]
+    groups, looks = [[[]]], [False]
     while pos < len(pattern):
         m = REGEX_TOKEN.match(pattern, pos)
         if m is None:
@@ -1625,12 +1632,62 @@ def regex_alike(pattern: str) -> bool:
         if True in nocase and kind == "atom" and not (m.group("char") and (m.group().isascii() or
                                                                            not m.group()[-1].isalpha())):
             return False
-        if kind == "open":
+        if kind == "alt":
+            groups[-1].append([])
+        elif kind == "atom":
+            groups[-1][-1].append([m.group(), 1, True])
+        elif kind == "quantifier":  # (of the last atom or group)
+            groups[-1][-1][-1][1] = 1 if m.group() == "+" else int(re.sub(r"\D.*", "", m.group()[1:]) or 0)
+        elif kind == "open":
             nocase.append(bool(m.group("nocase")) or True in nocase[-1:])
-        elif kind == "close":
+            groups.append([[]])
+            looks.append(m.group() in ("(?=", "(?!"))
+        else:  # (a group takes a character where each of its alternatives needs an item that does)
             nocase.pop()
+            alternatives, look = groups.pop(), looks.pop()
+            groups[-1][-1].append([None, 1, not look and all(any(a[1] and a[2] for a in alt) for alt in alternatives)])
         last = kind
-    return not nocase
+    return not nocase and regex_covers(groups[0])
+
+
+def regex_covers(alternatives: list) -> bool:
+    """Whether a match starts at every character (tiktoken leaves out text no match takes,
+    tokenizers keeps it as a piece of its own), alternatives: the top ones' items (regex_alike).
+    Shown where no alternative matches empty text (each needs an item that takes a character),
+    and each kind of character is in the atom of an alternative that needs that atom once and
+    nothing else: at such a character it matches. The kinds: each general category (of the
+    characters the pattern does not name, whitespace apart), each whitespace character, each
+    character the pattern names; a range makes a kind's membership unknown: not shown."""
+    needed = [[a for a in alt if a[1]] for alt in alternatives]
+    sure = [atoms[0][0] for atoms in needed if len(atoms) == 1 and atoms[0][1] == 1 and atoms[0][0] is not None]
+    named = {regex_char(c) for atom in sure for c in re.findall(REGEX_CHAR + r"|[^\\]", atom)} | set(WHITESPACE_CHARS)
+    kinds = [(unicodedata.category(c), c) for c in named] + [(cat, None) for cat in GENERAL_CATEGORIES]
+    return all(any(a[2] for a in atoms) for atoms in needed) and \
+        all(any(regex_member(atom, kind) for atom in sure) for kind in kinds)
+
+
+def regex_char(text: str) -> str:
+    """The character of REGEX_CHAR's text (or of a character itself)."""
+    return {"\\r": "\r", "\\n": "\n", "\\t": "\t"}.get(text, text[-1])
+
+
+def regex_member(atom: str, kind: tuple) -> Optional[bool]:
+    """Whether a character of kind (its general category, and itself, or None for one the
+    pattern does not name) is in an atom of REGEX_TOKEN; None where it may or may not be (a range)."""
+    category, char = kind
+    if atom[:1] == "[":
+        items = [regex_member(m.group(), kind) for m in re.finditer(REGEX_CLASS_ITEM, atom[2 if atom[1] == "^" else 1:-1])]
+        inside = True if True in items else None if None in items else False
+        return inside if atom[1] != "^" or inside is None else not inside
+    if atom in ("\\s", "\\S"):
+        return (char is not None and char in WHITESPACE_CHARS) == (atom == "\\s")
+    if atom[:2] in ("\\p", "\\P"):
+        name = atom[3:-1]
+        return (category == name or len(name) == 1 and category[0] == name) == (atom[1] == "p")
+    ends = [regex_char(e) for e in re.findall(REGEX_CHAR + r"|[^\\]", atom)]
+    if len(ends) == 3:  # (a range: of characters not named, it may hold some)
+        return None if char is None else ends[0] <= char <= ends[2]
+    return char == ends[0]
 
 
 def byte_level_alphabet() -> dict:

@@ -1931,8 +1931,8 @@ def encoded_chunks(inputs, units, todo, place, config, tok, dtype) -> Iterator[E
                         f"after it with this tokenizer's pattern ({e.args[0]}): its regex engine gives up where a "
                         "look-around ((?= or (?!) backtracks over a very long run, such as a word of a million "
                         "characters, and a shorter --chunk-size does not change that (text is cut only where the "
-                        "pattern allows); use a --tokenizer-pattern without look-around on such runs, or leave "
-                        "that text out; the work before it is kept") from None
+                        "pattern allows); use a pattern without look-around on such runs (--tokenizer-pattern, or "
+                        "a tokenizer.json's Split regex), or leave that text out; the work before it is kept") from None
     finally:
         for r in readers:
             r.close()

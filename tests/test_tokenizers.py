@@ -349,7 +349,8 @@ def test_nfc_where_the_unicode_versions_of_python_and_tokenizers_differ(family, 
     """tokenizers' NFC tables are older than Python's (a nukta of Unicode 14 after a virama is put
     before it by Python's, not by tokenizers'): text holding such a character is normalized by
     tokenizers' NFC, and tiktoken still runs the file, with the tokens of tokenizers."""
-    docs = ["\u0c15\u0c4d\u0c3c \u0c15", "a\u0301\u08d3 b", "cafe\u0301 \u1100\u1161 plain", "x\u1ac0\u0323y"]
+    docs = ["\u0c15\u0c4d\u0c3c \u0c15", "a\u0301\u08d3 b", "cafe\u0301 \u1100\u1161 plain", "x\u1ac0\u0323y",
+            "naïve words " * 100 + "\u0c15\u0c4d\u0c3c"]  # (short texts and long ones are searched otherwise)
     for chunk in (1 << 20, 3):
         train, summary = run_docs(trained[family], docs, str(tmp_path / str(chunk)), chunk, 1 << 20)
         assert train == reference(trained[family], docs, "<|endoftext|>")

@@ -460,6 +460,20 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     assert read_bin(tmp_path / "zz" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
 
 
+@pytest.mark.slow
+def test_a_pattern_whose_look_ahead_tiktoken_gives_up_on_is_one_sentence(tmp_path):
+    """A look-ahead over a word of a million characters exceeds the backtracking limit of
+    tiktoken's regex engine: one sentence naming the file and what to do, the run's files kept."""
+    r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "a short one"}) + "\n" + json.dumps({"text": "ab" * 550_000}))
+    for chunk in (1 << 20, 1000):
+        r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / "o", "--tokenizer", r50k,
+                "--tokenizer-pattern", r"\w+(?=\s)|\w+|\s+", "--chunk-size", chunk, "--val-fraction", 0)
+        assert_user_error(r, "in.jsonl", "look-around", "--chunk-size", "--tokenizer-pattern")
+        assert "\n" not in r.stderr.split("error: ")[-1].strip()
+        assert os.path.exists(tmp_path / "o" / "prepare.checkpoint.json")
+
+
 def byte_level_json(path, vocab_extra, merges, alphabet=True):
     """A hand-made byte-level BPE tokenizer.json: the 256 bytes (or, not alphabet, a few), then
     vocab_extra, then <|endoftext|>."""
@@ -473,15 +487,18 @@ def byte_level_json(path, vocab_extra, merges, alphabet=True):
     return path
 
 
-@pytest.mark.parametrize("case", ["merges tiktoken would not make", "bytes missing"])
+@pytest.mark.parametrize("case", ["merges tiktoken would not make", "bytes missing", "a part of a character"])
 def test_a_byte_level_bpe_tiktoken_would_encode_otherwise_runs_through_tokenizers(case, tmp_path):
     """tiktoken takes a piece that is a token whole, and merges any pair whose bytes are a token,
-    and needs every byte: a tokenizer.json where that differs from tokenizers is not converted."""
+    and needs every byte: a tokenizer.json where that differs from tokenizers is not converted,
+    also where the token is not UTF-8 alone ('é' is c3 a9: tiktoken merges c3 + a9c3 in 'éé')."""
     if case == "bytes missing":  # (a BpeTrainer without the byte-level alphabet)
         path = byte_level_json(tmp_path / "t.json", ["ab"], [("a", "b")], alphabet=False)
+    elif case == "a part of a character":  # (byte-level characters: c3 is Ã, a9 is ©)
+        path = byte_level_json(tmp_path / "t.json", ["©Ã", "Ã©", "Ã©Ã"], [("©", "Ã"), ("Ã", "©"), ("Ã©", "Ã")])
     else:  # bc first, then ab; abc only from ab + c: tiktoken would also make it from a + bc
         path = byte_level_json(tmp_path / "t.json", ["bc", "ab", "abc"], [("b", "c"), ("a", "b"), ("ab", "c")])
-    docs = ["abcd", "abc", "xabcd abc", "Ωmega ß ab"]
+    docs = ["abcd", "abc", "xabcd abc", "Ωmega ß ab", "éé", "café crème éé"]
     train, summary = run_docs(path, docs, str(tmp_path / "run"), 3, 1 << 20)
     assert summary["tokenizer"]["runs_as"] == "tokenizers"
     assert train == reference(path, docs, "<|endoftext|>")
@@ -500,3 +517,35 @@ def test_the_documented_patterns_are_the_ones_that_run(tmp_path):
             "--tokenizer", ranks, "--tokenizer-pattern", shown[0])
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in GPT2.encode_ordinary(d) + [GPT2.eot_token]]
+
+
+@pytest.mark.parametrize("regex", [r"\p{L}+$|\p{L}|\s+|[^\s\p{L}]+", r"^\p{L}+|\p{L}|\s+|[^\s\p{L}]+",
+                                   r"\w+|\s+|[^\s\w]+",
+                                   r"\p{L}+|\p{N}+|\s+|[\p{P}\p{S}\p{M}]+|[^\s\p{L}\p{N}\p{P}\p{S}\p{M}" "\u200b]+"])
+def test_a_split_regex_whose_meaning_differs_in_tiktoken_runs_through_tokenizers(regex, tmp_path):
+    """$ and ^ are a line's end and start in tokenizers' Oniguruma, the text's in tiktoken's
+    engine; \\w differs for some characters (² and a zero-width joiner); text no match takes
+    (here U+200B) is left out by tiktoken, kept by tokenizers: such a tokenizer.json runs through
+    tokenizers, with its tokens."""
+    tok, trainer = byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(regex), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
+    tok.train_from_iterator(["hello world\nhello\nworld x² a\u200db, 12"] * 50, trainer)
+    tok.save(str(tmp_path / "t.json"))
+    docs = ["hello\nworld", "world hello\nhello world\n", "x² a\u200db", "zero\u200bwidth space"]
+    train, summary = run_docs(tmp_path / "t.json", docs, str(tmp_path / "run"), 1 << 20, 1 << 20)
+    assert train == reference(tmp_path / "t.json", docs, "<|endoftext|>")
+    assert summary["tokenizer"]["runs_as"] == "tokenizers"
+
+
+@pytest.mark.parametrize("family", ["qwen2-nfc", "neox-nfc"])
+def test_nfc_where_the_unicode_versions_of_python_and_tokenizers_differ(family, trained, tmp_path):
+    """tokenizers' NFC tables are older than Python's (a nukta of Unicode 14 after a virama is put
+    before it by Python's, not by tokenizers'): text holding such a character is normalized by
+    tokenizers' NFC, and tiktoken still runs the file, with the tokens of tokenizers."""
+    docs = ["\u0c15\u0c4d\u0c3c \u0c15", "a\u0301\u08d3 b", "cafe\u0301 \u1100\u1161 plain", "x\u1ac0\u0323y",
+            "naïve words " * 100 + "\u0c15\u0c4d\u0c3c"]  # (short texts and long ones are searched otherwise)
+    for chunk in (1 << 20, 3):
+        train, summary = run_docs(trained[family], docs, str(tmp_path / str(chunk)), chunk, 1 << 20)
+        assert train == reference(trained[family], docs, "<|endoftext|>")
+        assert summary["tokenizer"]["runs_as"] == "tiktoken"

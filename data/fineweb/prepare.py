@@ -198,6 +198,10 @@ class UserError(Exception):
     """A problem with the input or the machine, told to the user in one sentence."""
 
 
+class EncodeFailed(Exception):
+    """tiktoken gave up on a text (its regex engine's limits): told with the place by encoded_chunks."""
+
+
 class DamagedInput(UserError):
     """An input that breaks off (corrupt or cut short): --skip-bad-files leaves its rest out."""
 
@@ -1451,6 +1455,23 @@ DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
 # as `tokenizers` does (besides the tests' proof for its family); else through `tokenizers`
 SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
           "x**2 + 1234567 # don't\r\n<|endoftext|> 'll 've \u3000 \xa0 end   \n\n\n spaces    ")
+# the constructs of a Split regex that mean the same in tokenizers' Oniguruma and tiktoken's
+# fancy-regex (an allow-list: any other, such as ^ $ . \b \w \d, a lazy or possessive quantifier,
+# a look-behind, a flag but (?i: around ASCII letters, a nested class or a class operation, keeps
+# the file on tokenizers). Their general categories' tables agreed for every code point in
+# tokenizers 0.23 and tiktoken 0.14; Unicode versions apart, they may differ for new characters.
+REGEX_CATEGORY = r"\\[pP]\{(?:[LMNPSZ]|L[ultmo]|M[nce]|N[dlo]|P[cdseifo]|S[mcko]|Z[slp])\}"
+REGEX_CHAR = r"\\[rnt]|\\[!-/:;=?@\[-`{-~]"  # (escaped ASCII punctuation but \< \>: word bounds in fancy-regex)
+REGEX_CLASS_ITEM = rf"(?:{REGEX_CHAR}|[^\\\[\]\-&~^])(?:-(?:{REGEX_CHAR}|[^\\\[\]\-&~^]))?|\\[sS]|{REGEX_CATEGORY}"
+REGEX_TOKEN = re.compile(rf"""(?P<atom>\[\^?(?:{REGEX_CLASS_ITEM})+\]|\\[sS]|{REGEX_CATEGORY}|(?P<char>{REGEX_CHAR}|
+                                [^\\^$.|?*+()\[\]{{}}]))|(?P<open>\((?:\?[:=!]|(?P<nocase>\?i:))?)|(?P<close>\))|
+                                (?P<alt>\|)|(?P<quantifier>[?*+]|\{{\d+(?:,\d*)?\}})""", re.X)
+# Unicode's White_Space characters (what \s matches in both engines) and general categories
+WHITESPACE_CHARS = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+GENERAL_CATEGORIES = "Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl Zp Cc Cf Cs Co Cn".split()
+# the planes of Unicode's combining marks and canonical decompositions (and CJK compatibility
+# ideographs' supplement, tags and variation selectors): where two NFC tables may differ
+NFC_PROBE_RANGES = [(0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20), (0xE0000, 0xE1000)]
 
 
 def tiktoken_missing_cache(name, e):
@@ -1467,13 +1488,16 @@ class TiktokenTokenizer:
     token alone, and encoded in one call (tiktoken encodes the text between special tokens on
     its own: the same tokens as one call per document)."""
 
-    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None):
+    def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None,
+                 unlike: Optional[tuple] = None):
         if doc_text not in enc._special_tokens:
             raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
                             f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
+        # (characters whose NFC differs in Python's and tokenizers' tables, tokenizers' NFC): see nfc_unlike
+        self.unlike = unlike
         # documents are joined by the token's text only where its occurrences cannot overlap
         # (no proper prefix of it is also its suffix): then counting them finds each join
         self.joinable = not any(doc_text[:k] == doc_text[-k:] for k in range(1, len(doc_text)))
@@ -1481,8 +1505,15 @@ class TiktokenTokenizer:
     def normalized(self, segments: list) -> list:
         """Each segment in the normal form: the same as the whole text's where segments end at
         safe cuts (whitespace composes with nothing, and starts a new combining sequence)."""
-        return [seg if unicodedata.is_normalized(self.normal, seg.text) else
-                seg._replace(text=unicodedata.normalize(self.normal, seg.text)) for seg in segments]
+        return [seg if text is seg.text else seg._replace(text=text)
+                for seg, text in zip(segments, map(self.normal_form, (seg.text for seg in segments)))]
+
+    def normal_form(self, text: str) -> str:
+        """text in the normal form: by Python's tables, or by the file's own NFC where text holds
+        a character their Unicode versions treat otherwise (~100x slower; rare characters)."""
+        if self.unlike and not text.isascii() and holds_any(text, self.unlike[0]):
+            return self.unlike[1](text)
+        return text if unicodedata.is_normalized(self.normal, text) else unicodedata.normalize(self.normal, text)
 
     def encode_chunk(self, segments: list, dtype) -> tuple:
         """Token ids of a chunk's segments, where pieces end other than at a document token
@@ -1676,9 +1707,11 @@ def json_tokenizer(data: bytes, config: Config, name: str, about: dict):
     tok.encode_special_tokens = True
     parts = tiktoken_parts(spec)
     enc = parts and tiktoken_encoding(os.path.basename(config.tokenizer), parts)
-    if enc and runs_alike(enc, tok, parts[0], parts[3]):
-        return TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
-                                 parts[3])
+    if enc:
+        runner = TiktokenTokenizer(enc, doc, name, dict(about, runs_as="tiktoken"), parts[1] in SAFE_PATTERNS,
+                                   parts[3], parts[3] and nfc_unlike())
+        if runs_alike(enc, tok, parts[0], runner.normal_form if parts[3] else None):
+            return runner
     return HuggingFaceTokenizer(tok, doc, name, dict(about, runs_as="tokenizers"))
 
 
@@ -1707,10 +1740,13 @@ def tiktoken_encoding(name: str, parts: tuple):
         return None
 
 
-def runs_alike(enc, tok, ranks: dict, normal: Optional[str]) -> bool:
+def runs_alike(enc, tok, ranks: dict, normal_form: Optional[Callable]) -> bool:
     """Whether tiktoken gives the ids tokenizers gives, on SAMPLE and on the text of every token
     (tiktoken takes a whole piece that is a token, and merges any pair whose bytes are a token;
-    tokenizers may do neither: ~1 s for Llama 3's 128,000 tokens)."""
+    tokenizers may do neither: ~1 s for Llama 3's 128,000 tokens), merges alike on every token's
+    bytes (merges_alike); normal_form: the text's normalization (TiktokenTokenizer.normal_form)."""
+    if not merges_alike(tok, ranks):
+        return False
     texts = [SAMPLE]
     for token in ranks:
         try:
@@ -1718,8 +1754,137 @@ def runs_alike(enc, tok, ranks: dict, normal: Optional[str]) -> bool:
         except UnicodeDecodeError:
             continue  # (a part of a character)
     want = [e.ids for e in getattr(tok, "encode_batch_fast", tok.encode_batch)(texts, add_special_tokens=False)]
-    texts = [unicodedata.normalize(normal, t) for t in texts] if normal else texts
+    texts = [normal_form(t) for t in texts] if normal_form else texts
     return all(enc.encode(t, disallowed_special=()) == ids for t, ids in zip(texts, want))
+
+
+def holds_any(text: str, chars: frozenset) -> bool:
+    """Whether text holds one of chars (a hundred or so): by the set in a short text, else by a
+    search for each (str's fast search: ~2 ms a million characters; the two cost alike at ~400)."""
+    return not chars.isdisjoint(text) if len(text) < 400 else any(c in text for c in chars)
+
+
+def merges_alike(tok, ranks: dict) -> bool:
+    """Whether tiktoken's merges (of any two neighbours whose bytes are a token, by rank) make
+    what tokenizers' merges make, in every text. Where the two first differ, tiktoken merges two
+    neighbours into a token tokenizers has no merge for, after merges within that token's
+    bytes, which happen so in its bytes alone: tokenizers' merges (without taking a whole word
+    that is a token, ignore_merges) then leave the token's bytes as those two parts. So no
+    token's bytes may end as exactly two parts, be they valid UTF-8 or part of a character (e.g.
+    'é' is c3 a9, a token a9 c3 then c3 a9 c3 from c3a9 + c3 gives [c3, a9c3] alone, and
+    tiktoken [c3a9c3, a9] on 'éé' where tokenizers gives [c3, a9c3, a9]). (Merges that make one
+    token, met where they overlap, are taken in rank order by tokenizers and from the left by
+    tiktoken: not compared here.)"""
+    model, alphabet = tok.model, {b: c for c, b in byte_level_alphabet().items()}
+    words = ["".join(alphabet[token[i:i + 1]] for i in range(len(token))) for token in ranks]
+    whole = getattr(model, "ignore_merges", False)  # (tokenizers 0.19 and later)
+    bare = type(tok)(model)  # (no normalizer, no pre-tokenizer: each word is one; the model is shared)
+    if whole:
+        model.ignore_merges = False
+    try:
+        parts = getattr(bare, "encode_batch_fast", bare.encode_batch)(words, add_special_tokens=False)
+    finally:
+        if whole:
+            model.ignore_merges = True
+    return all(len(p.ids) != 2 for p in parts)
+
+
+def nfc_unlike() -> Optional[tuple]:
+    """(them, tokenizers' NFC) for the characters whose NFC in tokenizers'
+    tables differs from Python's (their Unicode versions differ: 99 in tokenizers 0.23, whose
+    tables predate Unicode 11, against Python 3.11's Unicode 14), or None. NFC is made from each
+    character's combining class and decomposition: tokenizers' NFD and Python's are compared on
+    each character of NFC_PROBE_RANGES after U+0345 (the highest class: a character of another
+    goes before it), each in a line of its own; a differing one's parts count too. ~50 ms."""
+    from tokenizers.normalizers import NFC, NFD
+    codes = np.concatenate([np.arange(lo, hi, dtype="<u4") for lo, hi in NFC_PROBE_RANGES])
+    codes = codes[codes != ord("\n")]
+    probe = np.full((len(codes), 3), [0x345, 0, ord("\n")], dtype="<u4")
+    probe[:, 1] = codes
+    text, nfd = probe.tobytes().decode("utf-32-le"), NFD().normalize_str
+    theirs, ours = nfd(text), unicodedata.normalize("NFD", text)
+    if theirs == ours:
+        return None
+    unlike = {chr(c) for c, a, b in zip(codes.tolist(), theirs.split("\n"), ours.split("\n")) if a != b}
+    unlike |= {part for c in unlike for part in nfd(c) + unicodedata.normalize("NFD", c)}
+    return frozenset(unlike), NFC().normalize_str
+
+
+def regex_alike(pattern: str) -> bool:
+    """Whether a Split regex is made only of constructs that mean the same in tokenizers'
+    Oniguruma and tiktoken's fancy-regex (REGEX_TOKEN: e.g. '$' is the end of a line in the one,
+    of the text in the other), (?i: only around characters that are not letters, or ASCII; and
+    matches every character (regex_covers)."""
+    pos, nocase, last = 0, [], "alt"
+    # each open group's alternatives (the pattern's first), each alternative's items: [the atom's
+    # text, or None for a group; how often it must match at least; whether it takes a character]
+    groups, looks = [[[]]], [False]
+    while pos < len(pattern):
+        m = REGEX_TOKEN.match(pattern, pos)
+        if m is None:
+            return False
+        kind, pos = m.lastgroup if m.lastgroup in ("open", "close", "alt", "quantifier") else "atom", m.end()
+        if kind == "quantifier" and last not in ("atom", "close") or kind == "close" and not nocase:
+            return False  # (a lazy or possessive quantifier, or an unbalanced parenthesis)
+        if True in nocase and kind == "atom" and not (m.group("char") and (m.group().isascii() or
+                                                                           not m.group()[-1].isalpha())):
+            return False
+        if kind == "alt":
+            groups[-1].append([])
+        elif kind == "atom":
+            groups[-1][-1].append([m.group(), 1, True])
+        elif kind == "quantifier":  # (of the last atom or group)
+            groups[-1][-1][-1][1] = 1 if m.group() == "+" else int(re.sub(r"\D.*", "", m.group()[1:]) or 0)
+        elif kind == "open":
+            nocase.append(bool(m.group("nocase")) or True in nocase[-1:])
+            groups.append([[]])
+            looks.append(m.group() in ("(?=", "(?!"))
+        else:  # (a group takes a character where each of its alternatives needs an item that does)
+            nocase.pop()
+            alternatives, look = groups.pop(), looks.pop()
+            groups[-1][-1].append([None, 1, not look and all(any(a[1] and a[2] for a in alt) for alt in alternatives)])
+        last = kind
+    return not nocase and regex_covers(groups[0])
+
+
+def regex_covers(alternatives: list) -> bool:
+    """Whether a match starts at every character (tiktoken leaves out text no match takes,
+    tokenizers keeps it as a piece of its own), alternatives: the top ones' items (regex_alike).
+    Shown where no alternative matches empty text (each needs an item that takes a character),
+    and each kind of character is in the atom of an alternative that needs that atom once and
+    nothing else: at such a character it matches. The kinds: each general category (of the
+    characters the pattern does not name, whitespace apart), each whitespace character, each
+    character the pattern names; a range makes a kind's membership unknown: not shown."""
+    needed = [[a for a in alt if a[1]] for alt in alternatives]
+    sure = [atoms[0][0] for atoms in needed if len(atoms) == 1 and atoms[0][1] == 1 and atoms[0][0] is not None]
+    named = {regex_char(c) for atom in sure for c in re.findall(REGEX_CHAR + r"|[^\\]", atom)} | set(WHITESPACE_CHARS)
+    kinds = [(unicodedata.category(c), c) for c in named] + [(cat, None) for cat in GENERAL_CATEGORIES]
+    return all(any(a[2] for a in atoms) for atoms in needed) and \
+        all(any(regex_member(atom, kind) for atom in sure) for kind in kinds)
+
+
+def regex_char(text: str) -> str:
+    """The character of REGEX_CHAR's text (or of a character itself)."""
+    return {"\\r": "\r", "\\n": "\n", "\\t": "\t"}.get(text, text[-1])
+
+
+def regex_member(atom: str, kind: tuple) -> Optional[bool]:
+    """Whether a character of kind (its general category, and itself, or None for one the
+    pattern does not name) is in an atom of REGEX_TOKEN; None where it may or may not be (a range)."""
+    category, char = kind
+    if atom[:1] == "[":
+        items = [regex_member(m.group(), kind) for m in re.finditer(REGEX_CLASS_ITEM, atom[2 if atom[1] == "^" else 1:-1])]
+        inside = True if True in items else None if None in items else False
+        return inside if atom[1] != "^" or inside is None else not inside
+    if atom in ("\\s", "\\S"):
+        return (char is not None and char in WHITESPACE_CHARS) == (atom == "\\s")
+    if atom[:2] in ("\\p", "\\P"):
+        name = atom[3:-1]
+        return (category == name or len(name) == 1 and category[0] == name) == (atom[1] == "p")
+    ends = [regex_char(e) for e in re.findall(REGEX_CHAR + r"|[^\\]", atom)]
+    if len(ends) == 3:  # (a range: of characters not named, it may hold some)
+        return None if char is None else ends[0] <= char <= ends[2]
+    return char == ends[0]
 
 
 def byte_level_alphabet() -> dict:
@@ -1760,7 +1925,8 @@ def byte_level_pattern(pre: dict) -> Optional[str]:
         return GPT2_PATTERN
     split = steps[0]
     if len(steps) == 2 and split.get("type") == "Split" and split.get("behavior") == "Isolated" and \
-            not split.get("invert") and "Regex" in split.get("pattern", {}) and not steps[1].get("use_regex", True):
+            not split.get("invert") and "Regex" in split.get("pattern", {}) and not steps[1].get("use_regex", True) \
+            and regex_alike(split["pattern"]["Regex"]):
         return split["pattern"]["Regex"]
     return None
 
@@ -1815,6 +1981,12 @@ def encode_array(enc, text, allowed=()):
     except RuntimeError as e:  # tiktoken before 0.8 overflows its stack on a very long word
         raise UserError(f"tiktoken {version('tiktoken')} failed on the text ({e}): old versions fail on runs "
                         "of a million characters without whitespace; run: pip install -U tiktoken") from None
+    except ValueError as e:  # its regex engine's backtracking limit (a look-around over a very long word)
+        raise EncodeFailed(str(e)) from None
+    except BaseException as e:  # a panic in tiktoken's Rust code is pyo3's PanicException, a BaseException
+        if type(e).__name__ != "PanicException":
+            raise
+        raise EncodeFailed(f"tiktoken panicked: {e}") from None
 
 
 def long_space_cuts(text):
@@ -1873,6 +2045,7 @@ class Scheduler:
         self.readers, self.pool, self.encode, self.todo, self.place = readers, pool, encode, todo, place
         self.window, self.head = window, 0   # todo[head] is the unit being written
         self.queues, self.busy, self.idle, self.assign = {}, {}, list(readers), iter(todo)
+        self.passed = (None, None)  # the last unit and place a chunk yielded ended at
 
     def chunks(self) -> Iterator[Encoded]:
         while self.head < len(self.todo):
@@ -1902,7 +2075,12 @@ class Scheduler:
         if isinstance(item, UserError):
             raise item
         future, chunk = item
-        tokens, cuts, forced, own = future.result()
+        try:
+            tokens, cuts, forced, own = future.result()
+        except EncodeFailed as e:  # (the place: the last this unit's chunks passed, else its start)
+            raise EncodeFailed(e.args[0], u, self.passed[1] if self.passed[0] == u else None) from None
+        if chunk.place is not None:
+            self.passed = (u, chunk.place)
         chunk.counts.forced_cuts += forced
         if chunk.finished:
             del self.queues[u]
@@ -1945,6 +2123,14 @@ def encoded_chunks(inputs, units, todo, place, config, tok, dtype) -> Iterator[E
     try:
         yield from Scheduler(readers, pool, functools.partial(tok.encode_chunk, dtype=dtype), todo, place,
                              config.workers * IN_FLIGHT_PER_WORKER).chunks()
+    except EncodeFailed as e:
+        # exact tokens leave no way round: a document is cut only where the pattern allows it
+        raise UserError(f"tiktoken cannot encode the text of {where(inputs, units[e.args[1]], e.args[2])} or "
+                        f"after it with this tokenizer's pattern ({e.args[0]}): its regex engine gives up where a "
+                        "look-around ((?= or (?!) backtracks over a very long run, such as a word of a million "
+                        "characters, and a shorter --chunk-size does not change that (text is cut only where the "
+                        "pattern allows); use a pattern without look-around on such runs (--tokenizer-pattern, or "
+                        "a tokenizer.json's Split regex), or leave that text out; the work before it is kept") from None
     finally:
         for r in readers:
             r.close()

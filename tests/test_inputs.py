@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import corpus
+import memory
 from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, prepare, read_bin,
                      reference_docs, run, split_docs, txt_layout, write_parquet)
 from strategies import DOCS, SETTINGS, TEXTS
@@ -267,3 +268,24 @@ def test_text_key_and_null_values(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["first", "second <|endoftext|> is text", "  "]))
     assert "2 null or empty rows" in r.stderr
+
+
+# --- memory: bounded whatever the input's shape ------------------------------------------------
+
+MEMORY_MIB = 256  # the README's bound for the defaults, whatever the input
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny.jsonl", "tiny.txt"])
+def test_many_tiny_documents_in_bounded_memory(name, tmp_path):
+    """8 MB of one-character documents (560,000 of them): a chunk is bounded in documents as well as
+    in characters, so their objects do not pile up (before: about 290 MiB)."""
+    n = 8_000_000 // 15
+    line = json.dumps({"text": "a"}) + "\n" if name.endswith(".jsonl") else "a<|endoftext|>"
+    (tmp_path / name).write_text(line * n)
+    out = tmp_path / "o"
+    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / name, "--out-dir", out])
+    assert code == 0 and "Traceback" not in err, err
+    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB for {n:,} tiny documents"
+    tokens = read_bin(out / "train.bin") + read_bin(out / "val.bin")
+    assert split_docs(tokens) == reference_docs(["a"]) * n

@@ -112,6 +112,9 @@ except ImportError:
 # -----------------------------------------------------------------------------
 # the important numbers
 CHUNK_CHARS = 1 << 20          # characters of text encoded in one call (--chunk-size)
+SEGMENT_CHARS = 64             # a chunk counts each of its segments as this many characters more:
+                               # a segment's objects cost memory as text does, so a chunk of tiny
+                               # documents is bounded in documents as well
 UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl file, or parquet
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
@@ -480,7 +483,7 @@ class Cutter:
         self.place.in_doc = True
         self.place.piece_len = 0 if ends_piece else self.place.piece_len + len(text)
         self.segments.append(Segment(text, False, ends_piece))
-        self.chars += len(text)
+        self.chars += len(text) + SEGMENT_CHARS
 
     def add(self, s: str, final: bool) -> int:
         """Emits the current document's text s: all of it when final; otherwise what can be
@@ -510,6 +513,7 @@ class Cutter:
         """Ends the document with one end-of-text token; a document with no text is skipped."""
         if self.place.in_doc:
             self.segments.append(Segment("", True, True))
+            self.chars += SEGMENT_CHARS
         self.place.in_doc, self.place.piece_len = False, 0
 
     def add_documents(self, texts: list):
@@ -521,7 +525,7 @@ class Cutter:
                 self.end_document()
             return
         self.segments += [Segment(text, True, True) for text in texts]
-        self.chars += sum(map(len, texts))
+        self.chars += sum(map(len, texts)) + SEGMENT_CHARS * len(texts)
 
     def take(self) -> tuple:
         """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted.
@@ -1201,7 +1205,7 @@ def sized_chunks(segments, counts, size, place, finished):
     counts, place and finished: the writer neither stops nor checkpoints after the others."""
     start, chars = 0, 0
     for i, seg in enumerate(segments):
-        chars += len(seg.text)
+        chars += len(seg.text) + SEGMENT_CHARS
         if chars >= 2 * size and i + 1 < len(segments):
             yield Chunk(segments[start:i + 1], Counts(), None, False)
             start, chars = i + 1, 0

@@ -289,3 +289,20 @@ def test_many_tiny_documents_in_bounded_memory(name, tmp_path):
     assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB for {n:,} tiny documents"
     tokens = read_bin(out / "train.bin") + read_bin(out / "val.bin")
     assert split_docs(tokens) == reference_docs(["a"]) * n
+
+
+@pytest.mark.slow
+def test_dictionary_encoded_parquet_rows_that_repeat_in_bounded_memory(tmp_path):
+    """3,000 rows of one 100 KB document, stored once (a 60 KB file whose footer counts 100 KB of
+    text for 300 MB): batches are sized by what the rows hold once decoded. --max-tokens stops the
+    run early: the memory was taken by the first batch (before: the whole row group decoded, ~590 MiB)."""
+    doc = " ".join(corpus.documents(200_000, seed=7))[:100_000]
+    write_parquet(tmp_path / "d.parquet", [doc] * 3000, row_group_size=3000)  # (pyarrow's default encoding)
+    assert os.path.getsize(tmp_path / "d.parquet") < 200_000
+    out = tmp_path / "o"
+    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / "d.parquet", "--out-dir", out,
+                                           "--val-fraction", 0, "--max-tokens", 100_000])
+    assert code == 0 and "Traceback" not in err, err
+    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB"
+    docs = split_docs(read_bin(out / "train.bin"))
+    assert docs == reference_docs([doc]) * len(docs) and 100_000 <= sum(map(len, docs)) < 150_000

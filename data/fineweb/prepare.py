@@ -933,10 +933,21 @@ def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{inp.path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
-    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
+    chunks = [(meta.row_group(g).num_rows, text_chunk(meta, g, column)) for g in range(meta.num_row_groups)]
     return inp._replace(groups=[(rows, chunk.total_uncompressed_size) for rows, chunk in chunks],
                         most=plain_bound(chunks))
+
+
+def text_chunk(meta, g, column):
+    """The footer's metadata of row group g's text column chunk."""
+    return meta.row_group(g).column([meta.schema.column(i).path for i in range(meta.num_columns)].index(column))
+
+
+def read_as_stored(chunk) -> bool:
+    """Whether a column chunk's text is dictionary-encoded in the pages pyarrow can read as a
+    dictionary (it cannot from delta encodings, which may follow a dictionary that overflowed)."""
+    return chunk.has_dictionary_page and set(chunk.encodings) <= {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY",
+                                                                   "RLE_DICTIONARY"}
 
 
 def plain_bound(chunks):
@@ -969,30 +980,45 @@ def parquet_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
     return f"row {parquet_first_row(inp, unit) + (place.row or 0 if place else 0):,}"
 
 
+def text_bytes(column) -> int:
+    """Bytes of text a batch's text column holds once decoded (a dictionary array: each row's
+    text, as often as rows hold it)."""
+    if hasattr(column, "dictionary"):
+        import pyarrow.compute as pc
+        return pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
+    return column.nbytes
+
+
 def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The rows of row groups [lo, hi) of a parquet file's text column, in batches of about
     PARQUET_BATCH_BYTES of text, read page by page: of a row group only the page being decoded
-    is held."""
+    is held. Dictionary-encoded text is read as it is stored (each distinct text once; the
+    footer's sizes count it so) and decoded a slice at a time, sized by what its rows hold."""
     if place.row is None:
         place.row = 0
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     pa, pq = arrow()
     try:
         pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+        as_stored = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False,
+                                   read_dictionary=[config.text_column])
         for g in range(unit.lo, unit.hi):
             rows, nbytes = inp.groups[g]
             at = done  # the unit's row where the next batch starts
             if done + rows > place.row:
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
-                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
-                                             use_threads=False):
+                reader = as_stored if read_as_stored(text_chunk(pf.metadata, g, config.text_column)) else pf
+                for batch in reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
+                                                 use_threads=False):
                     column = batch.column(0)  # (dictionary-encoded text is larger than the footer said:)
-                    step = max(1, len(column) * PARQUET_BATCH_BYTES // max(column.nbytes, 1))
+                    step = max(1, len(column) * PARQUET_BATCH_BYTES // (text_bytes(column) + SEGMENT_CHARS * len(column)))
                     for lo in range(0, len(column), step):
                         new = column.slice(lo, step)[max(place.row - at, 0):]  # (rows done before a resume)
                         at += min(step, len(column) - lo)
                         if not len(new):
                             continue
+                        if pa.types.is_dictionary(new.type):
+                            new = new.dictionary_decode()
                         try:
                             texts = new.to_pylist()
                         except UnicodeDecodeError:  # (a writer that let invalid UTF-8 in: as in text files)

@@ -306,3 +306,21 @@ def test_dictionary_encoded_parquet_rows_that_repeat_in_bounded_memory(tmp_path)
     assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB"
     docs = split_docs(read_bin(out / "train.bin"))
     assert docs == reference_docs([doc]) * len(docs) and 100_000 <= sum(map(len, docs)) < 150_000
+
+
+@pytest.mark.slow
+def test_one_huge_parquet_row_costs_about_twice_its_size(tmp_path):
+    """One row of 8 MB, then of 40 MB: each MB more of the row costs under 4 MiB more at the peak
+    (here about 2.6: the row and its pieces, and pyarrow's copies while it decodes; before: 6)."""
+    text = " ".join(corpus.documents(2_000_000, seed=5))  # (distinct beyond snappy's reach: a file of
+    peaks = []                                           # megabytes, read by a reader process)
+    for mb in (8, 40):
+        row = (text * (mb // 2 + 1))[:mb << 20]
+        write_parquet(tmp_path / f"{mb}.parquet", [row])
+        out = tmp_path / f"o{mb}"
+        peak, code, err = memory.peak_rss_mib(["--input", tmp_path / f"{mb}.parquet", "--out-dir", out,
+                                               "--val-fraction", 0])
+        assert code == 0 and "Traceback" not in err, err
+        assert split_docs(read_bin(out / "train.bin")) == reference_docs([row])
+        peaks.append(peak)
+    assert (peaks[1] - peaks[0]) / 32 < 4, peaks

@@ -91,12 +91,15 @@ if __name__ != "__mp_main__":  # (a reader process reads and cuts text: it needs
 
 def arrow():
     """pyarrow and pyarrow.parquet, imported where first needed: only parquet, zstd and lz4
-    inputs use them (a reader process without them is ~25 MiB smaller)."""
+    inputs use them (a reader process without them is ~25 MiB smaller). Their memory comes from
+    the system's allocator, which gives freed memory back: pyarrow's own (mimalloc) kept what
+    decoding a huge parquet row took while the row's text was copied into strings and cut."""
     try:
         import pyarrow
         import pyarrow.parquet
     except ImportError as e:
         raise UserError(f"{e.name or e} is not installed or does not load; {INSTALL}") from None
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     return pyarrow, pyarrow.parquet
 
 
@@ -1007,14 +1010,23 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
             at = done  # the unit's row where the next batch starts
             if done + rows > place.row:
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
-                reader = as_stored if read_as_stored(text_chunk(pf.metadata, g, config.text_column)) else pf
-                for batch in reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
-                                                 use_threads=False):
-                    column = batch.column(0)  # (dictionary-encoded text is larger than the footer said:)
-                    step = max(1, len(column) * PARQUET_BATCH_BYTES // (text_bytes(column) + SEGMENT_CHARS * len(column)))
-                    for lo in range(0, len(column), step):
+                # (a batch of one row holds that row whatever the encoding: read as a dictionary, it costs a copy more)
+                reader = as_stored if batch_rows > 1 and read_as_stored(text_chunk(pf.metadata, g, config.text_column)) \
+                    else pf
+                batches = reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
+                                              use_threads=False)
+                for batch in batches:
+                    column, n = batch.column(0), batch.num_rows
+                    del batch
+                    if at + n >= done + rows:  # (the group's last batch: the reader's pages are freed before
+                        batches.close()        # its text is copied into strings)
+                    # (dictionary-encoded text is larger than the footer said:)
+                    step = max(1, n * PARQUET_BATCH_BYTES // (text_bytes(column) + SEGMENT_CHARS * n))
+                    for lo in range(0, n, step):
                         new = column.slice(lo, step)[max(place.row - at, 0):]  # (rows done before a resume)
-                        at += min(step, len(column) - lo)
+                        at += min(step, n - lo)
+                        if lo + step >= n:
+                            del column  # (the batch's last slice: only it is held while its text is copied)
                         if not len(new):
                             continue
                         if pa.types.is_dictionary(new.type):
@@ -1025,9 +1037,11 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
                             first = parquet_first_row(inp, unit) + at - len(new)
                             texts = [b if b is None else decode(b, f"row {first + k:,}", inp, cut, config.strict_utf8)
                                      for k, b in enumerate(new.cast(pa.binary()).to_pylist())]
+                        del new
                         docs = [text for text in texts if text]
                         cut.add_documents(docs)
                         cut.counts.empty_rows += len(texts) - len(docs)
+                        del texts, docs  # (a long document's pieces are copies: its text is not held while they go)
                         place.row = at
                         if cut.chars >= config.chunk_size:
                             yield unit.weight * place.row // max(total, 1)

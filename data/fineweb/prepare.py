@@ -115,9 +115,6 @@ except ImportError:
 # -----------------------------------------------------------------------------
 # the important numbers
 CHUNK_CHARS = 1 << 20          # characters of text encoded in one call (--chunk-size)
-SEGMENT_CHARS = 64             # a chunk counts each of its segments as this many characters more:
-                               # a segment's objects cost memory as text does, so a chunk of tiny
-                               # documents is bounded in documents as well
 UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl file, or parquet
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
@@ -127,6 +124,9 @@ PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a ti
 STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
 TEXT_HEAD = 1 << 16            # bytes of a txt/jsonl file's text checked before any work
 IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
+SEGMENT_CHARS = 64             # a chunk counts each of its segments as this many characters more:
+                               # a segment's objects cost memory as text does, so a chunk of tiny
+                               # documents is bounded in documents as well
 CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
 PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
 SMALL_INPUT = 1 << 20          # input this small is read in this process: starting one costs ~0.3 s
@@ -936,21 +936,10 @@ def check_parquet(inp: Input, config: Config, _in_folder: bool) -> Input:
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise UserError(f"{inp.path}: column '{column}' holds {kind}, not text; "
                         "name the text column with --text-column")
-    chunks = [(meta.row_group(g).num_rows, text_chunk(meta, g, column)) for g in range(meta.num_row_groups)]
+    col = [meta.schema.column(i).path for i in range(meta.num_columns)].index(column)  # (a leaf's index)
+    chunks = [(meta.row_group(g).num_rows, meta.row_group(g).column(col)) for g in range(meta.num_row_groups)]
     return inp._replace(groups=[(rows, chunk.total_uncompressed_size) for rows, chunk in chunks],
                         most=plain_bound(chunks))
-
-
-def text_chunk(meta, g, column):
-    """The footer's metadata of row group g's text column chunk."""
-    return meta.row_group(g).column([meta.schema.column(i).path for i in range(meta.num_columns)].index(column))
-
-
-def read_as_stored(chunk) -> bool:
-    """Whether a column chunk's text is dictionary-encoded in the pages pyarrow can read as a
-    dictionary (it cannot from delta encodings, which may follow a dictionary that overflowed)."""
-    return chunk.has_dictionary_page and set(chunk.encodings) <= {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY",
-                                                                   "RLE_DICTIONARY"}
 
 
 def plain_bound(chunks):
@@ -983,6 +972,14 @@ def parquet_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
     return f"row {parquet_first_row(inp, unit) + (place.row or 0 if place else 0):,}"
 
 
+def read_as_stored(meta, g, column) -> bool:
+    """Whether row group g's text is dictionary-encoded in pages that pyarrow can read as a
+    dictionary (it cannot from delta encodings, which may follow a dictionary that overflowed)."""
+    chunk = meta.row_group(g).column([meta.schema.column(i).path for i in range(meta.num_columns)].index(column))
+    return chunk.has_dictionary_page and set(chunk.encodings) <= {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY",
+                                                                   "RLE_DICTIONARY"}
+
+
 def text_bytes(column) -> int:
     """Bytes of text a batch's text column holds once decoded (a dictionary array: each row's
     text, as often as rows hold it)."""
@@ -1011,7 +1008,7 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
             if done + rows > place.row:
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
                 # (a batch of one row holds that row whatever the encoding: read as a dictionary, it costs a copy more)
-                reader = as_stored if batch_rows > 1 and read_as_stored(text_chunk(pf.metadata, g, config.text_column)) \
+                reader = as_stored if batch_rows > 1 and read_as_stored(pf.metadata, g, config.text_column) \
                     else pf
                 batches = reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
                                               use_threads=False)

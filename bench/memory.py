@@ -5,7 +5,11 @@
     python bench/memory.py --format jsonl.gz       # sizes: MB of text before compression
     python bench/memory.py --format long-rows --sizes 50 300    # the shapes of edge cases:
     python bench/memory.py --format whitespace --sizes 16 64    #   parquet rows of 500 KB, a run of
-    python bench/memory.py --format long-line --sizes 16 64     #   spaces in a txt document, one JSON line
+    python bench/memory.py --format long-line --sizes 16 64     #   spaces in a txt document, one JSON line,
+    python bench/memory.py --format tiny-json --sizes 10 40     #   documents of one character (JSON Lines
+    python bench/memory.py --format tiny-txt --sizes 15 60      #   and txt), parquet rows that repeat one
+    python bench/memory.py --format dict-parquet --sizes 30 300 #   100 KB document (dictionary-encoded: the
+    python bench/memory.py --format one-row --sizes 16 64       #   file is tiny), one parquet row
 
 Prints each run's peak memory (PSS of the script and its reader process, sampled) and the
 ratio large/small. Target: <= 256 MiB at default settings and a ratio <= 1.10: memory must not
@@ -48,9 +52,44 @@ def write_long_line(path, n_bytes):
         f.write(json.dumps({"text": "word " * (n_bytes // 5)}) + "\n" + json.dumps({"text": "short"}) + "\n")
 
 
+def write_tiny_json(path, n_bytes):
+    """JSON lines of one-character documents."""
+    line = json.dumps({"text": "a"}) + "\n"
+    with open(path, "w") as f:
+        for _ in range(n_bytes // len(line) // 10_000):
+            f.write(line * 10_000)
+
+
+def write_tiny_txt(path, n_bytes):
+    """A txt file of one-character documents."""
+    with open(path, "w") as f:
+        for _ in range(n_bytes // len("a<|endoftext|>") // 10_000):
+            f.write("a<|endoftext|>" * 10_000)
+
+
+def write_dict_parquet(path, n_bytes):
+    """Parquet rows that all hold one 100 KB document: dictionary encoding stores it once, so the
+    file is tiny and its footer counts far less text than its rows hold."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    doc = " ".join(corpus.documents(200_000, seed=7))[:100_000]
+    pq.write_table(pa.table({"text": [doc] * max(1, n_bytes // 100_000)}), path)
+
+
+def write_one_row(path, n_bytes):
+    """A parquet file of one row of n_bytes of text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    paragraph = " ".join(corpus.documents(20_000, seed=5))[:10_000]
+    pq.write_table(pa.table({"text": [(paragraph * (n_bytes // len(paragraph) + 1))[:n_bytes]]}), path)
+
+
 WRITE = {"txt": corpus.write_txt, "parquet": corpus.write_parquet, "jsonl.gz": corpus.write_jsonl,
-         "long-rows": write_long_rows, "whitespace": write_whitespace, "long-line": write_long_line}
-SUFFIX = {"long-rows": "parquet", "whitespace": "txt", "long-line": "jsonl"}
+         "long-rows": write_long_rows, "whitespace": write_whitespace, "long-line": write_long_line,
+         "tiny-json": write_tiny_json, "tiny-txt": write_tiny_txt, "dict-parquet": write_dict_parquet,
+         "one-row": write_one_row}
+SUFFIX = {"long-rows": "parquet", "whitespace": "txt", "long-line": "jsonl", "tiny-json": "jsonl", "tiny-txt": "txt",
+          "dict-parquet": "parquet", "one-row": "parquet"}
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import corpus
+import memory
 from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, prepare, read_bin,
                      reference_docs, run, split_docs, txt_layout, write_parquet)
 from strategies import DOCS, SETTINGS, TEXTS
@@ -320,3 +321,59 @@ def test_text_key_and_null_values(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["first", "second <|endoftext|> is text", "  "]))
     assert "2 null or empty rows" in r.stderr
+
+
+# --- memory: bounded whatever the input's shape ------------------------------------------------
+
+MEMORY_MIB = 256  # the README's bound for the defaults, whatever the input
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny.jsonl", "tiny.txt"])
+def test_many_tiny_documents_in_bounded_memory(name, tmp_path):
+    """8 MB of one-character documents (560,000 of them): a chunk is bounded in documents as well as
+    in characters, so their objects do not pile up (before: about 290 MiB)."""
+    n = 8_000_000 // 15
+    line = json.dumps({"text": "a"}) + "\n" if name.endswith(".jsonl") else "a<|endoftext|>"
+    (tmp_path / name).write_text(line * n)
+    out = tmp_path / "o"
+    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / name, "--out-dir", out])
+    assert code == 0 and "Traceback" not in err, err
+    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB for {n:,} tiny documents"
+    tokens = read_bin(out / "train.bin") + read_bin(out / "val.bin")
+    assert split_docs(tokens) == reference_docs(["a"]) * n
+
+
+@pytest.mark.slow
+def test_dictionary_encoded_parquet_rows_that_repeat_in_bounded_memory(tmp_path):
+    """3,000 rows of one 100 KB document, stored once (a 60 KB file whose footer counts 100 KB of
+    text for 300 MB): batches are sized by what the rows hold once decoded. --max-tokens stops the
+    run early: the memory was taken by the first batch (before: the whole row group decoded, ~590 MiB)."""
+    doc = " ".join(corpus.documents(200_000, seed=7))[:100_000]
+    write_parquet(tmp_path / "d.parquet", [doc] * 3000, row_group_size=3000)  # (pyarrow's default encoding)
+    assert os.path.getsize(tmp_path / "d.parquet") < 200_000
+    out = tmp_path / "o"
+    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / "d.parquet", "--out-dir", out,
+                                           "--val-fraction", 0, "--max-tokens", 100_000])
+    assert code == 0 and "Traceback" not in err, err
+    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB"
+    docs = split_docs(read_bin(out / "train.bin"))
+    assert docs == reference_docs([doc]) * len(docs) and 100_000 <= sum(map(len, docs)) < 150_000
+
+
+@pytest.mark.slow
+def test_one_huge_parquet_row_costs_about_twice_its_size(tmp_path):
+    """One row of 8 MB, then of 40 MB: each MB more of the row costs under 4 MiB more at the peak
+    (here about 2.6: the row and its pieces, and pyarrow's copies while it decodes; before: 6)."""
+    text = " ".join(corpus.documents(2_000_000, seed=5))  # (distinct beyond snappy's reach: a file of
+    peaks = []                                           # megabytes, read by a reader process)
+    for mb in (8, 40):
+        row = (text * (mb // 2 + 1))[:mb << 20]
+        write_parquet(tmp_path / f"{mb}.parquet", [row])
+        out = tmp_path / f"o{mb}"
+        peak, code, err = memory.peak_rss_mib(["--input", tmp_path / f"{mb}.parquet", "--out-dir", out,
+                                               "--val-fraction", 0])
+        assert code == 0 and "Traceback" not in err, err
+        assert split_docs(read_bin(out / "train.bin")) == reference_docs([row])
+        peaks.append(peak)
+    assert (peaks[1] - peaks[0]) / 32 < 4, peaks

@@ -92,12 +92,15 @@ if __name__ != "__mp_main__":  # (a reader process reads and cuts text: it needs
 
 def arrow():
     """pyarrow and pyarrow.parquet, imported where first needed: only parquet, zstd and lz4
-    inputs use them (a reader process without them is ~25 MiB smaller)."""
+    inputs use them (a reader process without them is ~25 MiB smaller). Their memory comes from
+    the system's allocator, which gives freed memory back: pyarrow's own (mimalloc) kept what
+    decoding a huge parquet row took while the row's text was copied into strings and cut."""
     try:
         import pyarrow
         import pyarrow.parquet
     except ImportError as e:
         raise UserError(f"{e.name or e} is not installed or does not load; {INSTALL}") from None
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     return pyarrow, pyarrow.parquet
 
 
@@ -123,6 +126,9 @@ PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a ti
 STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
 TEXT_HEAD = 1 << 16            # bytes of a txt/jsonl file's text checked before any work
 IN_FLIGHT_PER_WORKER = 3       # chunks queued per encoding thread (bounds memory)
+SEGMENT_CHARS = 64             # a chunk counts each of its segments as this many characters more:
+                               # a segment's objects cost memory as text does, so a chunk of tiny
+                               # documents is bounded in documents as well
 CORES_PER_READER = 8           # encoding threads one reader process feeds, by default (--readers)
 PIPE_BYTES = 1 << 20           # a reader process's pipe (Linux's default limit for a user)
 SMALL_INPUT = 1 << 20          # input this small is read in this process: starting one costs ~0.3 s
@@ -522,7 +528,7 @@ class Cutter:
         self.place.in_doc = True
         self.place.piece_len = 0 if ends_piece else self.place.piece_len + len(text)
         self.segments.append(Segment(text, False, ends_piece))
-        self.chars += len(text)
+        self.chars += len(text) + SEGMENT_CHARS
 
     def add(self, s: str, final: bool) -> int:
         """Emits the current document's text s: all of it when final; otherwise what can be
@@ -552,6 +558,7 @@ class Cutter:
         """Ends the document with one end-of-text token; a document with no text is skipped."""
         if self.place.in_doc:
             self.segments.append(Segment("", True, True))
+            self.chars += SEGMENT_CHARS
         self.place.in_doc, self.place.piece_len = False, 0
 
     def add_documents(self, texts: list):
@@ -563,7 +570,7 @@ class Cutter:
                 self.end_document()
             return
         self.segments += [Segment(text, True, True) for text in texts]
-        self.chars += sum(map(len, texts))
+        self.chars += sum(map(len, texts)) + SEGMENT_CHARS * len(texts)
 
     def take(self) -> tuple:
         """The segments and counts so far; invalid UTF-8 (surrogates) becomes U+FFFD, counted.
@@ -1063,39 +1070,73 @@ def parquet_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
     return f"row {parquet_first_row(inp, unit) + (place.row or 0 if place else 0):,}"
 
 
+def read_as_stored(meta, g, column) -> bool:
+    """Whether row group g's text is dictionary-encoded in pages that pyarrow can read as a
+    dictionary (it cannot from delta encodings, which may follow a dictionary that overflowed)."""
+    chunk = meta.row_group(g).column([meta.schema.column(i).path for i in range(meta.num_columns)].index(column))
+    return chunk.has_dictionary_page and set(chunk.encodings) <= {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY",
+                                                                   "RLE_DICTIONARY"}
+
+
+def text_bytes(column) -> int:
+    """Bytes of text a batch's text column holds once decoded (a dictionary array: each row's
+    text, as often as rows hold it)."""
+    if hasattr(column, "dictionary"):
+        import pyarrow.compute as pc
+        return pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
+    return column.nbytes
+
+
 def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The rows of row groups [lo, hi) of a parquet file's text column, in batches of about
     PARQUET_BATCH_BYTES of text, read page by page: of a row group only the page being decoded
-    is held."""
+    is held. Dictionary-encoded text is read as it is stored (each distinct text once; the
+    footer's sizes count it so) and decoded a slice at a time, sized by what its rows hold."""
     if place.row is None:
         place.row = 0
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     pa, pq = arrow()
     try:
         pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+        as_stored = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False,
+                                   read_dictionary=[config.text_column])
         for g in range(unit.lo, unit.hi):
             rows, nbytes = inp.groups[g]
             at = done  # the unit's row where the next batch starts
             if done + rows > place.row:
                 batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
-                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
-                                             use_threads=False):
-                    column = batch.column(0)  # (dictionary-encoded text is larger than the footer said:)
-                    step = max(1, len(column) * PARQUET_BATCH_BYTES // max(column.nbytes, 1))
-                    for lo in range(0, len(column), step):
+                # (a batch of one row holds that row whatever the encoding: read as a dictionary, it costs a copy more)
+                reader = as_stored if batch_rows > 1 and read_as_stored(pf.metadata, g, config.text_column) \
+                    else pf
+                batches = reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
+                                              use_threads=False)
+                for batch in batches:
+                    column, n = batch.column(0), batch.num_rows
+                    del batch
+                    if at + n >= done + rows:  # (the group's last batch: the reader's pages are freed before
+                        batches.close()        # its text is copied into strings)
+                    # (dictionary-encoded text is larger than the footer said:)
+                    step = max(1, n * PARQUET_BATCH_BYTES // (text_bytes(column) + SEGMENT_CHARS * n))
+                    for lo in range(0, n, step):
                         new = column.slice(lo, step)[max(place.row - at, 0):]  # (rows done before a resume)
-                        at += min(step, len(column) - lo)
+                        at += min(step, n - lo)
+                        if lo + step >= n:
+                            del column  # (the batch's last slice: only it is held while its text is copied)
                         if not len(new):
                             continue
+                        if pa.types.is_dictionary(new.type):
+                            new = new.dictionary_decode()
                         try:
                             texts = new.to_pylist()
                         except UnicodeDecodeError:  # (a writer that let invalid UTF-8 in: as in text files)
                             first = parquet_first_row(inp, unit) + at - len(new)
                             texts = [b if b is None else decode(b, f"row {first + k:,}", inp, cut, config.strict_utf8)
                                      for k, b in enumerate(new.cast(pa.binary()).to_pylist())]
+                        del new
                         docs = [text for text in texts if text]
                         cut.add_documents(docs)
                         cut.counts.empty_rows += len(texts) - len(docs)
+                        del texts, docs  # (a long document's pieces are copies: its text is not held while they go)
                         place.row = at
                         if cut.chars >= config.chunk_size:
                             yield unit.weight * place.row // max(total, 1)
@@ -1316,7 +1357,7 @@ def sized_chunks(segments, counts, size, place, finished):
     counts, place and finished: the writer neither stops nor checkpoints after the others."""
     start, chars = 0, 0
     for i, seg in enumerate(segments):
-        chars += len(seg.text)
+        chars += len(seg.text) + SEGMENT_CHARS
         if chars >= 2 * size and i + 1 < len(segments):
             yield Chunk(segments[start:i + 1], Counts(), None, False)
             start, chars = i + 1, 0

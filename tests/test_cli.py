@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
+import tiktoken
 
 import corpus
 from memory import peak_rss_mib
@@ -123,3 +124,16 @@ def test_worker_count_does_not_change_the_bytes(tmp_path):
     train = np.frombuffer(results[0][0], np.uint16).tolist()
     val = np.frombuffer(results[0][1], np.uint16).tolist()
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
+
+
+# --- messages that say what is true ----------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gpt2", "cl100k_base"])
+def test_a_doc_token_that_is_no_special_token_is_named_once_with_the_special_tokens(encoding, tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--encoding", encoding, "--doc-token", "FOO")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    line = r.stderr.strip()
+    assert line.count("FOO") == 1 and f"of {encoding};" in line, line
+    for token in tiktoken.get_encoding(encoding).special_tokens_set:
+        assert token in line, (token, line)

@@ -1307,6 +1307,7 @@ LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_t
 # the token that separates documents, by default: the first of these the tokenizer has (GPT-2's
 # family and most BPEs; Llama 3, as llm.c writes it; SentencePiece's end of sentence)
 DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
+SPECIALS_SHOWN = 8              # special tokens named in the error of a --doc-token that is none
 # a tokenizer.json is run by tiktoken only when it encodes this, and each of its tokens' text,
 # as `tokenizers` does (besides the tests' proof for its family); else through `tokenizers`
 SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
@@ -1322,6 +1323,15 @@ def tiktoken_missing_cache(name, e):
                      "'Offline use'), or give the vocabulary's file with --tokenizer")
 
 
+def not_special(doc_text: str, tokenizer: str, specials: list) -> UserError:
+    """--doc-token naming no special token: the error, with the tokenizer's special tokens."""
+    shown = ", ".join(specials[:SPECIALS_SHOWN]) + (f", ... ({len(specials):,} in all)"
+                                                     if len(specials) > SPECIALS_SHOWN else "")
+    its = "its special token is" if len(specials) == 1 else "its special tokens are"
+    return UserError(f"--doc-token {doc_text!r} is not a special token of {tokenizer}; {its} {shown}: "
+                     "give one of them, or leave --doc-token out for the default")
+
+
 class TiktokenTokenizer:
     """A tiktoken Encoding. Documents are joined by the document token's text, allowed as that
     token alone, and encoded in one call (tiktoken encodes the text between special tokens on
@@ -1329,8 +1339,7 @@ class TiktokenTokenizer:
 
     def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None):
         if doc_text not in enc._special_tokens:
-            raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
-                            f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
+            raise not_special(doc_text, about.get("encoding") or about["file"], list(enc._special_tokens))
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)

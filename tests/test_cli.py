@@ -137,3 +137,13 @@ def test_a_doc_token_that_is_no_special_token_is_named_once_with_the_special_tok
     assert line.count("FOO") == 1 and f"of {encoding};" in line, line
     for token in tiktoken.get_encoding(encoding).special_tokens_set:
         assert token in line, (token, line)
+
+
+@pytest.mark.parametrize("mode", [["--shard", "0/2"], ["--merge"]])
+def test_verify_with_shard_or_merge_is_refused_not_ignored(mode, tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS * 500), encoding="utf-8")
+    out = tmp_path / "o"
+    assert run("--input", tmp_path / "in.txt", "--out-dir", out).returncode == 0
+    r = run("--verify", "--out-dir", out, *mode)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--verify" in r.stderr and mode[0] in r.stderr and "ok:" not in r.stdout, r.stdout + r.stderr

@@ -2910,6 +2910,8 @@ def bad_combination(args) -> Optional[str]:
         return "give --encoding or --tokenizer, not both"
     if args.tokenizer_pattern and not (args.tokenizer and not args.tokenizer.lower().endswith(".json")):
         return "--tokenizer-pattern is the pattern of a --tokenizer tiktoken BPE file (a tokenizer.json holds its own)"
+    if args.verify and (args.shard or args.merge):
+        return "--verify checks the finished output in --out-dir (a --merge's too): run it without --shard and --merge"
     if args.doc_token == "":
         return "--doc-token names a special token: it cannot be empty"
     if args.val_tokens is not None and args.val_fraction is not None:

@@ -2116,8 +2116,15 @@ def bin_warnings(summary, _shards):
             for s in SPLITS if summary[s]["tokens"] <= BLOCK_SIZE]
 
 
+def modded_reads(fmt: str, dtype) -> bool:
+    """Whether modded-nanogpt reads the files: llm.c's GPT-2 shards (uint16) alone."""
+    return fmt == "llmc" and np.dtype(dtype) == np.uint16
+
+
 def llmc_warnings(summary, shards):
     said = []
+    if not modded_reads(summary["format"], summary["dtype"]):
+        return said
     if len(shards["train"]) < 2:
         said.append(f"warning: {plural(len(shards['train']), 'train shard')}: modded-nanogpt's loader needs "
                     "at least 2 (a smaller --shard-tokens gives more)")
@@ -2581,7 +2588,7 @@ def prepare(config: Config) -> int:
     parts_fp, fingerprint = fingerprints(config, inputs, tok)
     if config.shard:
         return shard_run(config, inputs, units, tok, dtype, parts_fp)
-    check_val_tokens(config, inputs)
+    check_val_tokens(config, inputs, dtype)
     if config.merge:
         check_parts(config.parts_dir, inputs, units, parts_fp)
     out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, tok.doc_token))
@@ -2619,7 +2626,7 @@ def check_split(split: SplitState, config: Config, inputs):
                         f"(--val-tokens {config.val_rule.amount:,}); run again with --restart and a smaller --val-tokens")
 
 
-def check_val_tokens(config: Config, inputs):
+def check_val_tokens(config: Config, inputs, dtype):
     """An input that cannot hold the --val-tokens val split and some train is refused before
     any work, when that is sure (Input.most); else the end of the run says so."""
     rule = config.val_rule
@@ -2628,9 +2635,9 @@ def check_val_tokens(config: Config, inputs):
     most = sum(i.most for i in inputs)
     if most <= rule.amount:
         default = "" if config.val_rule_given else ", the default for --format " + config.format
+        modded = f" (modded-nanogpt's evaluation needs {MODDED_VAL_TOKENS:,})" if modded_reads(config.format, dtype) else ""
         raise UserError(f"the input makes at most {most:,} tokens, not more than the {rule.amount:,} "
-                        f"that go to val (--val-tokens{default}); "
-                        "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
+                        f"that go to val (--val-tokens{default}); set a smaller --val-tokens{modded}, or --val-fraction")
 
 
 # --- several machines: each writes the parts of its shard of the units; --merge joins them

@@ -2652,6 +2652,9 @@ def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
     folder = config.parts_dir
     os.makedirs(folder, exist_ok=True)
     mine = [u for u in range(len(units)) if u % n == i]
+    if config.restart:  # (this shard's parts alone: the other shards' runs keep theirs)
+        for u in mine:
+            remove_part(folder, u)
     todo = [u for u in mine if not part_done(folder, u, parts_fp)]
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
     bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
@@ -2666,6 +2669,13 @@ def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
           "shard); when every shard is done, run the command once more with --merge (and without "
           "--shard, outside the job array) to write the output")
     return 0
+
+
+def remove_part(parts_dir, u):
+    """Deletes a unit's part, its .json first (a part without it is unfinished, see part_info)."""
+    for suffix in (".json", ".bin", ".bin.partial"):
+        if os.path.exists(part_path(parts_dir, u, suffix)):
+            os.remove(part_path(parts_dir, u, suffix))
 
 
 def part_info(parts_dir, u):

@@ -10,7 +10,7 @@ import pytest
 
 import corpus
 from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     run, start, wait_for_progress)
+                     run, start, txt_layout, wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -174,3 +174,29 @@ def test_a_checkpoint_of_another_shape_is_refused_with_a_sentence(corpus_txt, un
     r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted
+
+
+@pytest.mark.slow
+def test_a_refused_resume_names_only_what_changed_and_what_finishes_it(tmp_path):
+    """The refusal names each option that changed, with its value then and now, and not one that
+    only --format's default changed (the shard prefix); a changed input file is to be restored
+    (the same command cannot finish it); a --doc-token given as the default changes nothing."""
+    (tmp_path / "in.txt").write_text(txt_layout([f"document {i} with some words" for i in range(20000)]))
+    out = tmp_path / "out"
+    args = ["--input", tmp_path / "in.txt", "--out-dir", out, "--format", "llmc", *FAST_CHECKPOINTS]
+    assert run(*args, "--val-tokens", 1000, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode < 0
+    before = snapshot(out)
+    r = run(*args, "--val-tokens", 2000, "--format", "npy")
+    assert_user_error(r, "--format was llmc, now npy", "the val split was --val-tokens 1,000, now --val-tokens 2,000",
+                      "give it the options it began with", "--restart")
+    assert "--prefix" not in r.stderr and "same command" not in r.stderr, r.stderr
+    stat = os.stat(tmp_path / "in.txt")
+    os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    r = run(*args, "--val-tokens", 1000)
+    assert_user_error(r, f"input files changed since the run began: {tmp_path / 'in.txt'}",
+                      "restore the changed files", "--restart")
+    assert "options" not in r.stderr.split("to finish it")[1] and "same command" not in r.stderr, r.stderr
+    assert snapshot(out) == before
+    os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    r = run(*args, "--val-tokens", 1000, "--doc-token", "<|endoftext|>")
+    assert r.returncode == 0, r.stderr

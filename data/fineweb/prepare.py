@@ -1434,8 +1434,9 @@ def builtin_tokenizer(name: str, doc_text: Optional[str]) -> TiktokenTokenizer:
         enc = tiktoken.get_encoding(name)
     except Exception as e:  # tiktoken raises whatever its download raised
         raise tiktoken_missing_cache(name, e) from None
-    doc = doc_text or next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
-    return TiktokenTokenizer(enc, doc, name if doc_text is None else f"{name} ({doc})", dict(encoding=name), True)
+    default = next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
+    doc = doc_text or default  # (the name says a --doc-token other than the default: the bytes differ)
+    return TiktokenTokenizer(enc, doc, name if doc == default else f"{name} ({doc})", dict(encoding=name), True)
 
 
 def bpe_file_tokenizer(data: bytes, config: Config, name: str, about: dict) -> TiktokenTokenizer:
@@ -2229,8 +2230,8 @@ class Output:
                 return self.start(True)
             if state.get("fingerprint") != self.fingerprint:
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
-                                f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
-                                "same command as before to finish it, or add --restart to start over")
+                                f"({changed(state.get('fingerprint'), self.fingerprint)}); to finish it, "
+                                f"{to_finish(state.get('fingerprint'), self.fingerprint)}, or add --restart to start over")
             return Checkpoint.load(state, self.path(CHECKPOINT))
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
@@ -2266,15 +2267,69 @@ class Output:
 
 
 def changed(old, new) -> str:
-    """Names what differs between two fingerprints, for the refusal message: the options."""
+    """Names what differs between two fingerprints, for the refusal message: each option with its
+    value then and now (not one that only --format's default changed), a tokenizer file whose
+    content changed, the input files."""
     if not isinstance(old, dict):
         return "unknown"
-    option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
-                  encoding="--encoding/--tokenizer/--doc-token")
-    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
+    option = dict(val_rule="the val split", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
+                  encoding=tokenizer_option(old.get("encoding"), new["encoding"]))
+    diffs = [tokenizer_file_change(old[k], new[k]) or
+             f"{option.get(k, '--' + k.replace('_', '-'))} was {shown(k, old.get(k))}, now {shown(k, new[k])}"
+             for k in new if k != "inputs" and old.get(k) != new[k] and not format_default(k, old, new)]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
-    return ", ".join(diffs)
+    return "; ".join(diffs)
+
+
+def shown(key, value) -> str:
+    """A fingerprint's value as the options give it."""
+    if key == "val_rule" and value:
+        return f"--val-{value[0]} {value[1]:,}" if value[0] == "tokens" else f"--val-{value[0]} {value[1]:g}"
+    return "none" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def format_default(key, old, new) -> bool:
+    """Whether a key differs only because --format did: each side at its format's default."""
+    fmts = [FORMATS.get(fp.get("format")) for fp in (old, new)]
+    if fmts[0] == fmts[1] or None in fmts or key not in ("val_rule", "prefix", "shard_tokens"):
+        return False
+    default = lambda fmt: dict(val_rule=list(fmt.val_rule), prefix=fmt.prefix,
+                               shard_tokens=SHARD_TOKENS if fmt.prefix else None)[key]
+    return [old.get(key), new.get(key)] == [default(fmt) for fmt in fmts]
+
+
+def tokenizer_option(old, new) -> str:
+    """The option that changed a fingerprint's tokenizer name: a file's (see load_tokenizer), a
+    built-in encoding's, or its --doc-token's (see builtin_tokenizer)."""
+    if " (sha256 " in f"{old}{new}":
+        return "--tokenizer"
+    return "--encoding" if str(old).split(" (")[0] != new.split(" (")[0] else "--doc-token"
+
+
+def tokenizer_file_change(old, new) -> Optional[str]:
+    """A tokenizer file's content changed (its name holds its sha256, see load_tokenizer): said
+    so; None for any other change."""
+    (path, sha, was), (new_path, _, now) = str(old).partition(" (sha256 "), str(new).partition(" (sha256 ")
+    if not sha or path != new_path:
+        return None
+    return f"the tokenizer file {path} changed since the run began (its sha256 was {was[:-1]}, now {now[:-1]})"
+
+
+def to_finish(old, new) -> str:
+    """What finishes a run that these inputs or options were refused: undoing what changed."""
+    if not isinstance(old, dict):
+        return "run the command it began with"
+    before = {path: rest for path, *rest in old.get("inputs", [])}
+    files = [tokenizer_file_change(old.get("encoding"), new["encoding"])] + \
+        [p for p, *rest in new["inputs"] if before.get(p, rest) != rest]
+    options = [k for k in new if k != "inputs" and old.get(k) != new[k] and not format_default(k, old, new)
+               and not tokenizer_file_change(old.get(k), new[k])]
+    steps = [what for what, needed in (
+        ("restore the changed files (their size and modification time are compared)", any(files)),
+        ("give it the input files it began with (in that order)", list(before) != [p for p, *_ in new["inputs"]]),
+        ("give it the options it began with", options)) if needed] or ["run the command it began with"]
+    return ", ".join(steps[:-1]) + " and " * (len(steps) > 1) + steps[-1]
 
 
 def changed_inputs(old: list, new: list) -> list:
@@ -2285,7 +2340,7 @@ def changed_inputs(old: list, new: list) -> list:
     gone = [p for p in before if p not in now]
     added = [p for p in now if p not in before]
     diffs = [f"{what}: {', '.join(ps[:3])}{' ...' if len(ps) > 3 else ''}" for what, ps in
-             (("input files changed since", files), ("input files no longer given", gone),
+             (("input files changed since the run began", files), ("input files no longer given", gone),
               ("new input files", added)) if ps]
     return diffs or ["the order of the input files"]
 

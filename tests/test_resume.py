@@ -10,7 +10,7 @@ import pytest
 
 import corpus
 from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     run, start, txt_layout, wait_for_progress)
+                     reference_docs, run, start, txt_layout, wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -200,3 +200,32 @@ def test_a_refused_resume_names_only_what_changed_and_what_finishes_it(tmp_path)
     os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     r = run(*args, "--val-tokens", 1000, "--doc-token", "<|endoftext|>")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", [False, True])
+def test_progress_after_a_resume_counts_the_whole_runs_tokens(shard, tmp_path):
+    """After a resume the progress lines count the tokens of the whole run (the last one: all
+    of them, as a one-shot encoding gives), and the rate says it is of this session."""
+    docs = [f"document {i} with some words" for i in range(30000)]
+    paths = [tmp_path / f"{k}.txt" for k in range(4)]  # (a shard resumes at a unit: four of them)
+    for k, path in enumerate(paths):
+        path.write_text(txt_layout(docs[k::4]))
+    want = sum(len(d) for d in reference_docs(docs))
+    what = ["--shard", "0/1"] if shard else []
+    args = ["--input", *paths, "--out-dir", tmp_path / "o", *what, *FAST_CHECKPOINTS]
+    killed = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"}) if not shard else None
+    if shard:  # (a shard run has no checkpoints: it is killed once it has finished a unit)
+        proc = start(*args)
+        while not (tmp_path / "o" / "parts" / "unit0000000.json").exists():
+            time.sleep(0.01)
+        proc.kill()
+        proc.communicate()
+    else:
+        assert killed.returncode < 0
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    lines = re.findall(r"^.+: (\d+)% .*?, ([\d,]+) tokens, [\d.]+M tokens/s( since the resume)?", r.stderr, re.M)
+    assert int(lines[0][0]) > 0 and int(lines[0][1].replace(",", "")) > 0, r.stderr
+    assert all(since for *_, since in lines), r.stderr
+    assert lines[-1][:2] == ("100", f"{want:,}"), r.stderr

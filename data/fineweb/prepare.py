@@ -2371,8 +2371,10 @@ class Progress:
     output goes to a file (Slurm, nohup, CI), a plain line at each tenth and at least every
     PROGRESS_SECONDS, never a carriage return."""
 
-    def __init__(self, what, total, done):
-        self.what, self.total, self.n, self.tokens = what, max(total, 1), done, 0
+    def __init__(self, what, total, done, tokens_done=0):
+        """done, tokens_done: bytes and tokens of the run done before this session (a resume)."""
+        self.what, self.total, self.n, self.tokens = what, max(total, 1), done, tokens_done
+        self.made = 0  # tokens this session made (the rate is theirs: the earlier sessions' time is not known here)
         self.started = self.said = time.time()
         self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
                         mininterval=1.0, smoothing=0.1) if sys.stderr.isatty() else None
@@ -2384,17 +2386,17 @@ class Progress:
 
     def update(self, done, new_tokens):
         """done: bytes done in all; new_tokens: tokens made since the last update."""
-        self.n, self.tokens = done, self.tokens + new_tokens
-        rate = self.tokens / max(time.time() - self.started, 1e-9)
+        self.n, self.tokens, self.made = done, self.tokens + new_tokens, self.made + new_tokens
+        rate = self.made / max(time.time() - self.started, 1e-9)
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
             self.bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s", refresh=False)
         elif int(10 * self.n / self.total) > self.tenth or time.time() - self.said >= PROGRESS_SECONDS:
             self.tenth, self.said = int(10 * self.n / self.total), time.time()
             left = (self.total - self.n) * (time.time() - self.started) / max(self.n - self.done_at_start, 1) \
-                if self.tokens else 0  # (no estimate before the first tokens, nor one under a second)
+                if self.made else 0  # (no estimate before the first tokens, nor one under a second)
             print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
-                  f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
+                  f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s" + " since the resume" * (self.done_at_start > 0)
                   + (f", about {duration(left)} left" if left >= 1 else ""), file=sys.stderr, flush=True)
 
     def close(self):
@@ -2658,7 +2660,7 @@ def prepare(config: Config) -> int:
         encoded_chunks(inputs, units, todo, state.unit_state, config, tok, dtype)
     done_weight = sum(u.weight for u in units[:state.next_unit])
     bar = Progress("merging" if config.merge else "tokenizing", sum(u.weight for u in units),
-                   done_weight + (state.unit_state.progress if state.unit_state else 0))
+                   done_weight + (state.unit_state.progress if state.unit_state else 0), sum(state.split.tokens))
     stopped = take_all(encoded, ToOutput(out, state, config, inputs, units, tok.doc_token), units, bar, done_weight)
     if not state.done:
         print(f"stopped at {bar.percent():.0f}%; run the same command to continue", file=sys.stderr)
@@ -2712,7 +2714,8 @@ def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
             remove_part(folder, u)
     todo = [u for u in mine if not part_done(folder, u, parts_fp)]
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
-    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
+    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight,
+                   sum(part_info(folder, u)["tokens"] for u in set(mine) - set(todo)))
     parts = ToParts(folder, config.shard, parts_fp)
     stopped = take_all(encoded_chunks(inputs, units, todo, None, config, tok, dtype), parts, units, bar, done_weight)
     left = len(todo) - parts.written

@@ -31,8 +31,7 @@ def test_default_input_and_output_are_next_to_the_script(tmp_path):
     r = subprocess.run([sys.executable, "data/fineweb/prepare.py"], cwd=tmp_path / "nanoGPT",
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(folder)) == [".prepare.lock", "prepare.py", "summary.json",
-                                          "train.bin", "train_fineweb.txt", "val.bin"]
+    assert sorted(os.listdir(folder)) == ["prepare.py", "summary.json", "train.bin", "train_fineweb.txt", "val.bin"]
     train, val = read_bin(folder / "train.bin"), read_bin(folder / "val.bin")
     ref = reference_docs(docs)
     assert len(val) > 0 and sorted(split_docs(train) + split_docs(val)) == sorted(ref)

@@ -10,7 +10,7 @@ import pytest
 
 import corpus
 from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     reference_docs, run, start, txt_layout, wait_for_progress)
+                     prepare, reference_docs, run, start, txt_layout, wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -229,3 +229,39 @@ def test_progress_after_a_resume_counts_the_whole_runs_tokens(shard, tmp_path):
     assert int(lines[0][0]) > 0 and int(lines[0][1].replace(",", "")) > 0, r.stderr
     assert all(since for *_, since in lines), r.stderr
     assert lines[-1][:2] == ("100", f"{want:,}"), r.stderr
+
+
+@pytest.mark.slow
+def test_no_lock_file_stays_after_a_run_ends(tmp_path):
+    """A finished, a stopped, a refused and a shard run each remove their lock file as they end."""
+    (tmp_path / "in.txt").write_text(txt_layout([f"document {i} with some words" for i in range(40000)]))
+    inputs, out = [tmp_path / "in.txt"], tmp_path / "out"
+    stopped_run(inputs, out)
+    assert not (out / ".prepare.lock").exists(), "a stopped run left its lock file"
+    assert_user_error(run("--input", *inputs, "--out-dir", out, "--val-fraction", 0.3), "--restart")
+    assert run("--input", *inputs, "--out-dir", out).returncode == 0
+    assert run("--input", *inputs, "--out-dir", out, "--shard", "0/1").returncode == 0
+    assert sorted(n for n in os.listdir(out) if n.startswith(".")) == [], os.listdir(out)
+
+
+def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monkeypatch):
+    """A run that opened the lock file just before the run holding it ended (and removed it)
+    must not hold the removed file: a third run would then take a new one beside it."""
+    folder, name = str(tmp_path), ".prepare.lock"
+    first = prepare.take_lock(folder, name, "run is writing to")
+    real_open, ended = os.open, []
+
+    def open_as_the_first_run_ends(path, *args):
+        fd = real_open(path, *args)
+        if not ended:  # the first run ends now, as a run ends: the file removed while held, then closed
+            ended.append(True)
+            os.remove(os.path.join(folder, name))
+            os.close(first[1] if isinstance(first, tuple) else first)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_as_the_first_run_ends)
+    second = prepare.take_lock(folder, name, "run is writing to")
+    monkeypatch.setattr(os, "open", real_open)
+    with pytest.raises(prepare.UserError, match="another run is writing to"):
+        prepare.take_lock(folder, name, "run is writing to")
+    assert second

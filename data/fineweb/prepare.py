@@ -1868,24 +1868,59 @@ def read_json(path):
         raise UserError(f"cannot read {path} ({e}); run with --restart to start over") from None
 
 
-def take_lock(folder, name, what):
+def take_lock(folder, name, what) -> tuple:
     """One run per output folder (or shard): a lock that the OS drops when the process dies
     (flock on Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file
-    system that refuses locks (some network file systems) gets a warning, not a stop."""
-    fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+    system that refuses locks (some network file systems) gets a warning, not a stop. The lock
+    is (its path, the open file). A run that ends removes the file (see release_lock): so once
+    locked, the file must still be the one at the path, else another run ended and removed it
+    before this one got it, and it is taken again."""
+    path = os.path.join(folder, name)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                print(f"warning: {folder} does not support file locks ({e.strerror}): make sure that no "
+                      "other run writes there at the same time", file=sys.stderr)
+                return path, fd
             os.close(fd)
             raise UserError(f"another {what} {folder}; wait for it to finish (or stop it) before "
                             "running again, or use another --out-dir") from None
-        print(f"warning: {folder} does not support file locks ({e.strerror}): make sure that no "
-              "other run writes there at the same time", file=sys.stderr)
-    return fd
+        if same_file(fd, path):
+            return path, fd
+        os.close(fd)
+
+
+def same_file(fd, path) -> bool:
+    """Whether the open file fd is the file at path now."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def release_lock(lock: tuple):
+    """Removes the lock file while holding it, then lets it go (a run that opened the file
+    meanwhile sees it is gone once it gets it, see take_lock). Windows removes no file that is
+    open: there it is removed after it is closed, unless another run has it open (then it stays)."""
+    path, fd = lock
+    try:
+        os.remove(path)
+    except OSError:  # (Windows: this run's own handle)
+        os.close(fd)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    os.close(fd)
 
 
 def truncate_open(path, length):
@@ -2636,7 +2671,15 @@ def setup(config: Config) -> tuple:
 
 
 def prepare(config: Config) -> int:
+    """The run, its output folder (or its shard) locked while it lasts."""
     inputs, units, tok, dtype, lock = setup(config)
+    try:
+        return locked_run(config, inputs, units, tok, dtype)
+    finally:
+        release_lock(lock)
+
+
+def locked_run(config: Config, inputs, units, tok, dtype) -> int:
     config = replace(config, safe_cuts=tok.safe_cuts)
     fmt = FORMATS[config.format]
     if dtype is np.uint32:
@@ -2669,7 +2712,6 @@ def prepare(config: Config) -> int:
     out.writer.open(state.files)
     summary = out.finish(lambda files: make_summary(state, inputs, tok, dtype, config, files))
     report(summary, config.out_dir)
-    os.close(lock)
     return 0
 
 

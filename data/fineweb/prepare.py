@@ -56,6 +56,7 @@ import argparse
 import base64
 import binascii
 import bz2
+import codecs
 import errno
 import functools
 import glob
@@ -133,6 +134,7 @@ LLMC_MAX_TOKENS = (1 << 31) - 1  # llm.c's header holds a shard's token count as
 BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs more tokens than this
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 MARKER = "<|endoftext|>"       # the document separator in txt files
+MARKER_BYTES = MARKER.encode()
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INPUT = os.path.join(HERE, "train_fineweb.txt")   # nanoGPT's layout: beside this file
 TRAIN, VAL = 0, 1
@@ -1005,6 +1007,101 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
     except (OSError, pa.ArrowException) as e:
         raise DamagedInput(f"{inp.path}: the parquet file is damaged near row "
                            f"{parquet_first_row(inp, unit) + place.row:,} ({e})") from None
+
+
+# --- where a unit's k-th document is, read again from a place: --max-tokens names its last
+# document (once, at the end of a run)
+
+def document_place(inputs: list, unit: Unit, place: Optional[Place], k: int, config: Config) -> str:
+    """Where the k-th document (k >= 1) that ends after place (None: the unit's start) is."""
+    inp = inputs[unit.file]
+    return DOCUMENT_PLACES[inp.kind](inp, unit, place or Place(), k, config)
+
+
+def read_up_to_damage(stream) -> Callable:
+    """stream.read, ending the stream where it is damaged (as --skip-bad-files did, silently now)."""
+    def read(n):
+        try:
+            return stream.read(n)
+        except STREAM_ERRORS:
+            return b""
+    return read
+
+
+def txt_document_place(inp: Input, unit: Unit, place: Place, k: int, _config) -> str:
+    """A document of a txt file is its text other than whitespace between markers (see read_txt):
+    where the k-th ends, the byte its marker starts at (or the file's end)."""
+    pos = place.offset if place.offset is not None else unit.lo or text_start(inp)  # (the byte of data[0])
+    begun, has_text = place.begun if place.begun is not None else unit.lo == 0, place.in_doc
+    decoder, data, eof = codecs.getincrementaldecoder("utf-8")("replace"), b"", False
+    stream, raw = open_stream(inp)
+    with raw:
+        skip_to(stream, raw, pos)
+        read = read_up_to_damage(stream)
+        while not eof:
+            block = read(STREAM_BLOCK)
+            data, eof, i = data + block, not block, 0
+            while (m := data.find(MARKER_BYTES, i)) >= 0 or eof:
+                end = m if m >= 0 else len(data)
+                has_text = has_text or bool(decoder.decode(data[i:end], True).strip())
+                if begun and has_text:  # (before the unit's first marker: the previous unit's document)
+                    k -= 1
+                    if k == 0 and m < 0:
+                        return f"the last one read from {inp.path}"
+                    if k == 0:
+                        return f"the one of {inp.path} that ends before byte {pos + m:,}" + \
+                            (" of its text" if inp.compression else "")
+                begun, has_text, i = True, False, end + len(MARKER_BYTES)
+                if m < 0:
+                    break
+            keep = max(i, len(data) - len(MARKER_BYTES) + 1)  # (a marker may start in what is kept)
+            has_text = has_text or bool(decoder.decode(data[i:keep]).strip())
+            data, pos = data[keep:], pos + keep
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+def jsonl_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
+    """The line of the k-th JSON line with text (see read_jsonl)."""
+    pos, cut = place.offset if place.offset is not None else unit.lo, Cutter(Place(), 1, 1)  # (cut: json_text's counts)
+    stream, raw = open_stream(inp)
+    with raw:
+        if place.offset is None and unit.lo:  # (the line begun before lo is not the unit's)
+            skip_to(stream, raw, unit.lo - 1)
+            pos = unit.lo - 1 + len(stream.readline())
+        else:
+            skip_to(stream, raw, pos)
+        for lines in line_blocks(read_up_to_damage(stream), lambda: STREAM_BLOCK):
+            for line in lines:
+                body = line[3:] if pos == 0 and line.startswith(b"\xef\xbb\xbf") else line
+                text = json_text(inp, body, pos, cut, config) if body.strip() else None
+                if text and text is not BAD_LINE:
+                    k -= 1
+                    if k == 0:
+                        return f"{inp.path} line {line_number(inp, pos):,}"
+                pos += len(line) + 1
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+def parquet_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
+    """The row of the k-th row with text, not null nor empty (see read_parquet)."""
+    pa, pq = arrow()
+    import pyarrow.compute as pc
+    pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+    row, skip = parquet_first_row(inp, unit), place.row or 0
+    for g in range(unit.lo, unit.hi):
+        rows, nbytes = inp.groups[g]
+        for batch in pf.iter_batches(batch_size=max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1)),
+                                     row_groups=[g], columns=[config.text_column], use_threads=False):
+            texts = pc.fill_null(pc.greater(pc.binary_length(batch.column(0).cast(pa.large_binary())), 0), False)
+            docs = np.flatnonzero(texts.to_numpy(zero_copy_only=False)[skip:]) + skip
+            skip = max(skip - len(texts), 0)
+            if len(docs) >= k:
+                return f"{inp.path} row {row + int(docs[k - 1]):,}"
+            k, row = k - len(docs), row + len(texts)
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+DOCUMENT_PLACES = dict(txt=txt_document_place, jsonl=jsonl_document_place, parquet=parquet_document_place)
 
 
 class InputKind(NamedTuple):
@@ -2456,6 +2553,12 @@ class ToOutput:
         self.out, self.state, self.config, self.inputs, self.units, self.eot = out, state, config, inputs, units, eot
         self.started = self.last_checkpoint = time.time()
         self.seconds_before = state.seconds
+        # the last place in the input read from (None: a unit's start) and how many documents
+        # were kept by then: --max-tokens names its last document from there (see document_place)
+        self.read_from = (state.unit_state, sum(state.split.docs))
+        if state.unit_state and state.unit_state.token is not None:  # (a --merge resumed inside a unit)
+            self.read_from = (None, self.read_from[1] - part_documents(config.parts_dir, state.next_unit,
+                                                                       state.unit_state.token, out.writer.dtype, eot))
         out.writer.open(state.files)
 
     def take(self, item: Encoded) -> bool:
@@ -2466,14 +2569,18 @@ class ToOutput:
         self.out.writer.write(TRAIN, train)
         self.out.writer.write(VAL, val)
         state.counts.add(chunk.counts)
+        if reached:
+            place, docs = self.read_from
+            state.budget = dict(max_tokens=self.config.max_tokens, stopped_at=document_place(
+                self.inputs, self.units[item.unit], place, sum(state.split.docs) - docs, self.config))
         if chunk.finished:
             state.next_unit, state.unit_state = item.unit + 1, None
+            self.read_from = (None, sum(state.split.docs))
         elif chunk.place:
             state.next_unit, state.unit_state = item.unit, chunk.place
+            if chunk.place.token is None:  # (--merge's places count tokens of a part, not the input)
+                self.read_from = (chunk.place, sum(state.split.docs))
         state.seconds = self.seconds_before + time.time() - self.started
-        if reached:
-            state.budget = dict(max_tokens=self.config.max_tokens, stopped_at=where(
-                self.inputs, self.units[item.unit], chunk.place or state.unit_state))
         return reached
 
     def may_stop(self):
@@ -2614,7 +2721,7 @@ def report(summary, out_dir):
           f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
     if summary["budget"]:
         print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
-              f"ends before {summary['budget']['stopped_at']}")
+              f"is {summary['budget']['stopped_at']}")
     for warning in FORMATS[summary["format"]].warnings(summary, shards) + input_warnings(summary):
         say(warning)
 
@@ -2815,6 +2922,13 @@ def shard_runs_of(missing: list, infos: list) -> str:
     if not n:
         return "the --shard runs"
     return ", ".join(f"--shard {i}/{n}" for i in sorted({u % n for u in missing}))
+
+
+def part_documents(parts_dir, u, tokens, dtype, eot, block=1 << 20) -> int:
+    """The documents that end in the first tokens of unit u's part (each ends with eot)."""
+    with open(part_path(parts_dir, u, ".bin"), "rb") as f:
+        return sum(int(np.count_nonzero(np.fromfile(f, dtype, count=min(block, tokens - lo)) == eot))
+                   for lo in range(0, tokens, block))
 
 
 def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator[Encoded]:

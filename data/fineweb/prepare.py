@@ -2406,7 +2406,7 @@ def changed(old, new) -> str:
         return "unknown"
     option = dict(val_rule="the val split", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
                   encoding=tokenizer_option(old.get("encoding"), new["encoding"]))
-    diffs = [tokenizer_file_change(old[k], new[k]) or
+    diffs = [tokenizer_file_change(old.get(k), new[k]) or
              f"{option.get(k, '--' + k.replace('_', '-'))} was {shown(k, old.get(k))}, now {shown(k, new[k])}"
              for k in new if k != "inputs" and old.get(k) != new[k] and not format_default(k, old, new)]
     if old.get("inputs") != new["inputs"]:

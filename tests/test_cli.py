@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
+import tiktoken
 
 import corpus
 from memory import peak_rss_mib
@@ -30,8 +31,7 @@ def test_default_input_and_output_are_next_to_the_script(tmp_path):
     r = subprocess.run([sys.executable, "data/fineweb/prepare.py"], cwd=tmp_path / "nanoGPT",
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert sorted(set(os.listdir(folder)) - product) == [".prepare.lock", "summary.json",
-                                                         "train.bin", "train_fineweb.txt", "val.bin"]
+    assert sorted(set(os.listdir(folder)) - product) == ["summary.json", "train.bin", "train_fineweb.txt", "val.bin"]
     train, val = read_bin(folder / "train.bin"), read_bin(folder / "val.bin")
     ref = reference_docs(docs)
     assert len(val) > 0 and sorted(split_docs(train) + split_docs(val)) == sorted(ref)
@@ -162,3 +162,24 @@ def test_options_that_cannot_work_are_refused_before_any_work(tmp_path):
     r = run(*base, *shards, "--prefix", "mine", "--max-tokens", 500)
     assert r.returncode == 0, r.stderr
     assert sorted(n for n in os.listdir(out) if n.endswith(".bin")) == ["mine_train_000001.bin", "mine_val_000000.bin"]
+# --- messages that say what is true ----------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gpt2", "cl100k_base"])
+def test_a_doc_token_that_is_no_special_token_is_named_once_with_the_special_tokens(encoding, tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS), encoding="utf-8")
+    r = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--encoding", encoding, "--doc-token", "FOO")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    line = r.stderr.strip()
+    assert line.count("FOO") == 1 and f"of {encoding};" in line, line
+    for token in tiktoken.get_encoding(encoding).special_tokens_set:
+        assert token in line, (token, line)
+
+
+@pytest.mark.parametrize("mode", [["--shard", "0/2"], ["--merge"]])
+def test_verify_with_shard_or_merge_is_refused_not_ignored(mode, tmp_path):
+    (tmp_path / "in.txt").write_text(txt_layout(DOCS * 500), encoding="utf-8")
+    out = tmp_path / "o"
+    assert run("--input", tmp_path / "in.txt", "--out-dir", out).returncode == 0
+    r = run("--verify", "--out-dir", out, *mode)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--verify" in r.stderr and mode[0] in r.stderr and "ok:" not in r.stdout, r.stdout + r.stderr

@@ -358,3 +358,17 @@ def test_a_checkpoint_of_before_the_checksums_resumes_to_the_same_bytes_and_righ
     r = run(*args, "--out-dir", out)
     assert r.returncode == 0, r.stderr
     assert recorded_crcs(out) == file_crcs(out) == file_crcs(tmp_path / "whole")
+@pytest.mark.parametrize("fmt,encoding,modded", [("llmc", "gpt2", True), ("llmc", "cl100k_base", False),
+                                                 ("npy", "gpt2", False)])
+def test_modded_nanogpt_is_named_only_where_it_reads_the_files(fmt, encoding, modded, tmp_path):
+    """modded-nanogpt's loader reads llm.c's GPT-2 header and uint16 tokens only: its warnings
+    (and the hint of a refused --val-tokens) are for --format llmc with a vocabulary of uint16."""
+    (tmp_path / "in.txt").write_text(txt_layout(["A small document of words."] * 300), encoding="utf-8")
+    base = ["--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--format", fmt, "--encoding", encoding]
+    refused = run(*base)
+    assert_user_error(refused, "--val-tokens")
+    r = run(*base, "--val-tokens", 50)
+    assert r.returncode == 0, r.stderr
+    for said in (refused.stderr, r.stderr):
+        assert ("modded-nanogpt's evaluation" in said) == modded, said
+    assert ("modded-nanogpt's loader needs" in r.stderr) == modded, r.stderr

@@ -6,6 +6,7 @@ import json
 import lzma
 import os
 import random
+import re
 import tempfile
 
 import pyarrow as pa
@@ -377,3 +378,80 @@ def test_one_huge_parquet_row_costs_about_twice_its_size(tmp_path):
         assert split_docs(read_bin(out / "train.bin")) == reference_docs([row])
         peaks.append(peak)
     assert (peaks[1] - peaks[0]) / 32 < 4, peaks
+
+
+# --- --max-tokens names the last document it kept ------------------------------------------------
+
+BOUNDARY = re.compile(r"\s*(?:<\|endoftext\|>\s*)+")
+
+
+def kept_documents(docs, budget):
+    """How many whole documents --max-tokens keeps: up to the first end at or after the budget."""
+    total = 0
+    for k, doc in enumerate(reference_docs(docs), 1):
+        total += len(doc)
+        if total >= budget:
+            return k
+
+
+def txt_case(path):
+    """A txt file with non-ASCII text, and text of whitespace alone (U+00A0 too) between markers;
+    its documents and, for each, the byte where the marker after it starts."""
+    text = "".join(f"Dokument {i} — café {'ü' * (i % 4)}\n<|endoftext|>" + (" \u00a0 <|endoftext|>" if i % 5 == 0 else "")
+                   for i in range(3000))
+    path.write_text(text, encoding="utf-8")
+    docs, ends, start = [], [], 0
+    for m in BOUNDARY.finditer(text):
+        if text[start:m.start()].strip():
+            docs.append(text[start:m.start()])
+            ends.append(f"ends before byte {len(text[:text.index('<|endoftext|>', m.start())].encode()):,}")
+        start = m.end()
+    return docs, ends
+
+
+def jsonl_case(path):
+    """JSON Lines with blank lines and empty or null text between: documents and their lines."""
+    lines = [json.dumps({"text": f"line {i} — {'ö' * (i % 3)} words" if i % 6 else ["", None][i % 12 // 6]})
+             if i % 4 != 3 else "" for i in range(8000)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kept = [(json.loads(line)["text"], n) for n, line in enumerate(lines, 1) if line and json.loads(line)["text"]]
+    return [t for t, _ in kept], [f"line {n:,}" for _, n in kept]
+
+
+def parquet_case(path):
+    rows = [f"row {i} has words" if i % 6 else ["", None][i % 12 // 6] for i in range(8000)]
+    write_parquet(path, rows, row_group_size=700)
+    kept = [(t, r) for r, t in enumerate(rows) if t]
+    return [t for t, _ in kept], [f"row {r:,}" for _, r in kept]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["a.txt", "a.jsonl", "a.parquet", "a.txt.gz"])
+@pytest.mark.parametrize("budget", [1, 20_001])
+def test_max_tokens_names_the_place_of_the_last_document_kept(name, budget, tmp_path):
+    path = tmp_path / name
+    kind = name.split(".")[1]
+    docs, places = {"txt": txt_case, "jsonl": jsonl_case, "parquet": parquet_case}[kind](tmp_path / f"plain.{kind}")
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress((tmp_path / f"plain.{kind}").read_bytes()))
+    else:
+        os.replace(tmp_path / f"plain.{kind}", path)
+    k = kept_documents(docs, budget)
+    want = f"stopped at --max-tokens {budget:,}: the last document kept is " + (
+        f"the one of {path} that {places[k - 1]}{' of its text' if name.endswith('.gz') else ''}"
+        if kind == "txt" else f"{path} {places[k - 1]}")
+    r = run("--input", path, "--out-dir", tmp_path / "o", "--max-tokens", budget, "--val-fraction", 0,
+            "--chunk-size", 3000)
+    assert r.returncode == 0 and want in r.stdout, (want, r.stdout + r.stderr)
+    assert len(split_docs(read_bin(tmp_path / "o" / "train.bin"))) == k
+    resumed = ["--input", path, "--out-dir", tmp_path / "resumed", "--max-tokens", budget, "--val-fraction", 0,
+               "--chunk-size", 3000, "--checkpoint-seconds", 0]
+    if budget > 1:  # stopped inside the input, then resumed from there
+        assert run(*resumed, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode < 0
+        r = run(*resumed)
+        assert r.returncode == 0 and want in r.stdout, (want, r.stdout + r.stderr)
+    if kind != "parquet" and not name.endswith(".gz"):  # units that start inside the file, read here
+        out = tmp_path / "units"
+        assert prepare.main(["--input", str(path), "--out-dir", str(out), "--max-tokens", str(budget),
+                             "--val-fraction", "0", "--chunk-size", "3000"], unit_bytes=5000) == 0
+        assert json.loads((out / "summary.json").read_text())["budget"]["stopped_at"] == want.split(" is ", 1)[1]

@@ -10,7 +10,7 @@ import pytest
 
 import corpus
 from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     run, start, wait_for_progress)
+                     prepare, reference_docs, run, start, txt_layout, wait_for_progress)
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -102,7 +102,8 @@ def stopped_run(corpus_txt, out, *extra):
 
 
 def snapshot(out):
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    """The folder's files (but the lock file, which a killed run leaves and the next run removes as it ends)."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != ".prepare.lock"}
 
 
 @pytest.mark.slow
@@ -206,3 +207,94 @@ def test_an_in_progress_file_shorter_than_its_checkpoint_is_refused(corpus_txt, 
     r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     assert digest(out) == uninterrupted
+@pytest.mark.slow
+def test_a_refused_resume_names_only_what_changed_and_what_finishes_it(tmp_path):
+    """The refusal names each option that changed, with its value then and now, and not one that
+    only --format's default changed (the shard prefix); a changed input file is to be restored
+    (the same command cannot finish it); a --doc-token given as the default changes nothing."""
+    (tmp_path / "in.txt").write_text(txt_layout([f"document {i} with some words" for i in range(20000)]))
+    out = tmp_path / "out"
+    args = ["--input", tmp_path / "in.txt", "--out-dir", out, "--format", "llmc", *FAST_CHECKPOINTS]
+    assert run(*args, "--val-tokens", 1000, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "3"}).returncode < 0
+    before = snapshot(out)
+    r = run(*args, "--val-tokens", 2000, "--format", "npy")
+    assert_user_error(r, "--format was llmc, now npy", "the val split was --val-tokens 1,000, now --val-tokens 2,000",
+                      "give it the options it began with", "--restart")
+    assert "--prefix" not in r.stderr and "same command" not in r.stderr, r.stderr
+    r = run(*args, "--val-tokens", 1000, "--format", "bin", "--max-tokens", 10**6)  # (keys bin does not have)
+    assert_user_error(r, "--format was llmc, now bin", "--max-tokens was none, now 1,000,000")
+    stat = os.stat(tmp_path / "in.txt")
+    os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    r = run(*args, "--val-tokens", 1000)
+    assert_user_error(r, f"input files changed since the run began: {tmp_path / 'in.txt'}",
+                      "restore the changed files", "--restart")
+    assert "options" not in r.stderr.split("to finish it")[1] and "same command" not in r.stderr, r.stderr
+    assert snapshot(out) == before
+    os.utime(tmp_path / "in.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    r = run(*args, "--val-tokens", 1000, "--doc-token", "<|endoftext|>")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", [False, True])
+def test_progress_after_a_resume_counts_the_whole_runs_tokens(shard, tmp_path):
+    """After a resume the progress lines count the tokens of the whole run (the last one: all
+    of them, as a one-shot encoding gives), and the rate says it is of this session."""
+    docs = [f"document {i} with some words" for i in range(30000)]
+    paths = [tmp_path / f"{k}.txt" for k in range(4)]  # (a shard resumes at a unit: four of them)
+    for k, path in enumerate(paths):
+        path.write_text(txt_layout(docs[k::4]))
+    want = sum(len(d) for d in reference_docs(docs))
+    what = ["--shard", "0/1"] if shard else []
+    args = ["--input", *paths, "--out-dir", tmp_path / "o", *what, *FAST_CHECKPOINTS]
+    killed = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"}) if not shard else None
+    if shard:  # (a shard run has no checkpoints: it is killed once it has finished a unit)
+        proc = start(*args)
+        while not (tmp_path / "o" / "parts" / "unit0000000.json").exists():
+            time.sleep(0.01)
+        proc.kill()
+        proc.communicate()
+    else:
+        assert killed.returncode < 0
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    lines = re.findall(r"^.+: (\d+)% .*?, ([\d,]+) tokens, [\d.]+M tokens/s( since the resume)?", r.stderr, re.M)
+    assert int(lines[0][0]) > 0 and int(lines[0][1].replace(",", "")) > 0, r.stderr
+    assert all(since for *_, since in lines), r.stderr
+    assert lines[-1][:2] == ("100", f"{want:,}"), r.stderr
+
+
+@pytest.mark.slow
+def test_no_lock_file_stays_after_a_run_ends(tmp_path):
+    """A finished, a stopped, a refused and a shard run each remove their lock file as they end."""
+    (tmp_path / "in.txt").write_text(txt_layout([f"document {i} with some words" for i in range(40000)]))
+    inputs, out = [tmp_path / "in.txt"], tmp_path / "out"
+    stopped_run(inputs, out)
+    assert not (out / ".prepare.lock").exists(), "a stopped run left its lock file"
+    assert_user_error(run("--input", *inputs, "--out-dir", out, "--val-fraction", 0.3), "--restart")
+    assert run("--input", *inputs, "--out-dir", out).returncode == 0
+    assert run("--input", *inputs, "--out-dir", out, "--shard", "0/1").returncode == 0
+    assert sorted(n for n in os.listdir(out) if n.startswith(".")) == [], os.listdir(out)
+
+
+def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monkeypatch):
+    """A run that opened the lock file just before the run holding it ended (and removed it)
+    must not hold the removed file: a third run would then take a new one beside it."""
+    folder, name = str(tmp_path), ".prepare.lock"
+    first = prepare.take_lock(folder, name, "run is writing to")
+    real_open, ended = os.open, []
+
+    def open_as_the_first_run_ends(path, *args):
+        fd = real_open(path, *args)
+        if not ended:  # the first run ends now, as a run ends: the file removed while held, then closed
+            ended.append(True)
+            os.remove(os.path.join(folder, name))
+            os.close(first[1] if isinstance(first, tuple) else first)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_as_the_first_run_ends)
+    second = prepare.take_lock(folder, name, "run is writing to")
+    monkeypatch.setattr(os, "open", real_open)
+    with pytest.raises(prepare.UserError, match="another run is writing to"):
+        prepare.take_lock(folder, name, "run is writing to")
+    assert second

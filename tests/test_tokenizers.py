@@ -223,7 +223,8 @@ def test_a_changed_tokenizer_file_is_refused_on_resume_and_by_verify(trained, tm
     spec = json.loads(path.read_text())
     spec["model"]["merges"] = spec["model"]["merges"][:-1]
     path.write_text(json.dumps(spec))
-    assert_user_error(run(*args), "--tokenizer", "--restart")
+    assert_user_error(run(*args), f"the tokenizer file {path} changed since the run began (its sha256 was ",
+                      "restore the changed files", "--restart")
     r = run(*args, "--restart")
     assert r.returncode == 0, r.stderr
     path.write_text(json.dumps(dict(spec, truncation=None, padding=None)) + " ")

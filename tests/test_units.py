@@ -248,3 +248,23 @@ def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(file
     names = sorted(n for n in os.listdir(one) if n.endswith(".bin"))
     assert names == sorted(n for n in os.listdir(out) if n.endswith(".bin")) and len(names) > 2
     assert digest(out, names) == digest(one, names)
+
+
+def test_restart_of_a_shard_redoes_that_shards_parts_and_leaves_the_others(tmp_path):
+    """--shard I/N --restart makes this shard's parts again (a damaged one included) and keeps
+    the other shards' parts."""
+    paths = []
+    for k in range(3):  # (three files: three units)
+        paths.append(tmp_path / f"{k}.txt")
+        paths[-1].write_text("".join(f"document {k}.{i} with some words\n<|endoftext|>" for i in range(500)))
+    out = tmp_path / "o"
+    for i in (0, 1):
+        assert run("--input", *paths, "--out-dir", out, "--shard", f"{i}/3").returncode == 0
+    parts = {n: (out / "parts" / n).read_bytes() for n in ("unit0000000.bin", "unit0000001.bin")}
+    damaged = bytes(len(parts["unit0000000.bin"]))
+    (out / "parts" / "unit0000000.bin").write_bytes(damaged)
+    (out / "parts" / "unit0000001.bin").write_bytes(damaged[:len(parts["unit0000001.bin"])])
+    r = run("--input", *paths, "--out-dir", out, "--shard", "0/3", "--restart")
+    assert r.returncode == 0 and "1 unit written" in r.stdout, r.stdout + r.stderr
+    assert (out / "parts" / "unit0000000.bin").read_bytes() == parts["unit0000000.bin"]
+    assert (out / "parts" / "unit0000001.bin").read_bytes() != parts["unit0000001.bin"], "another shard's part was redone"

@@ -56,6 +56,7 @@ import argparse
 import base64
 import binascii
 import bz2
+import codecs
 import decimal
 import errno
 import functools
@@ -142,6 +143,7 @@ BLOCK_SIZE = 1024              # nanoGPT's default block_size: each .bin needs m
 MODDED_VAL_TOKENS = 10_485_762  # modded-nanogpt's evaluation reads this many from its first val shard
 CRC32_POLY = 0xEDB88320        # zlib's CRC-32 (gzip's, zip's), bit-reversed: each output file's checksum
 MARKER = "<|endoftext|>"       # the document separator in txt files
+MARKER_BYTES = MARKER.encode()
 NFC_GROWTH = 3                 # NFC makes UTF-8 text at most this many times longer (Unicode's UAX #15)
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INPUT = os.path.join(HERE, "train_fineweb.txt")   # nanoGPT's layout: beside this file
@@ -1146,6 +1148,101 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
                            f"{parquet_first_row(inp, unit) + place.row:,} ({e})") from None
 
 
+# --- where a unit's k-th document is, read again from a place: --max-tokens names its last
+# document (once, at the end of a run)
+
+def document_place(inputs: list, unit: Unit, place: Optional[Place], k: int, config: Config) -> str:
+    """Where the k-th document (k >= 1) that ends after place (None: the unit's start) is."""
+    inp = inputs[unit.file]
+    return DOCUMENT_PLACES[inp.kind](inp, unit, place or Place(), k, config)
+
+
+def read_up_to_damage(stream) -> Callable:
+    """stream.read, ending the stream where it is damaged (as --skip-bad-files did, silently now)."""
+    def read(n):
+        try:
+            return stream.read(n)
+        except STREAM_ERRORS:
+            return b""
+    return read
+
+
+def txt_document_place(inp: Input, unit: Unit, place: Place, k: int, _config) -> str:
+    """A document of a txt file is its text other than whitespace between markers (see read_txt):
+    where the k-th ends, the byte its marker starts at (or the file's end)."""
+    pos = place.offset if place.offset is not None else unit.lo or text_start(inp)  # (the byte of data[0])
+    begun, has_text = place.begun if place.begun is not None else unit.lo == 0, place.in_doc
+    decoder, data, eof = codecs.getincrementaldecoder("utf-8")("replace"), b"", False
+    stream, raw = open_stream(inp)
+    with raw:
+        skip_to(stream, raw, pos)
+        read = read_up_to_damage(stream)
+        while not eof:
+            block = read(STREAM_BLOCK)
+            data, eof, i = data + block, not block, 0
+            while (m := data.find(MARKER_BYTES, i)) >= 0 or eof:
+                end = m if m >= 0 else len(data)
+                has_text = has_text or bool(decoder.decode(data[i:end], True).strip())
+                if begun and has_text:  # (before the unit's first marker: the previous unit's document)
+                    k -= 1
+                    if k == 0 and m < 0:
+                        return f"the last one read from {inp.path}"
+                    if k == 0:
+                        return f"the one of {inp.path} that ends before byte {pos + m:,}" + \
+                            (" of its text" if inp.compression else "")
+                begun, has_text, i = True, False, end + len(MARKER_BYTES)
+                if m < 0:
+                    break
+            keep = max(i, len(data) - len(MARKER_BYTES) + 1)  # (a marker may start in what is kept)
+            has_text = has_text or bool(decoder.decode(data[i:keep]).strip())
+            data, pos = data[keep:], pos + keep
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+def jsonl_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
+    """The line of the k-th JSON line with text (see read_jsonl)."""
+    pos, cut = place.offset if place.offset is not None else unit.lo, Cutter(Place(), 1, 1)  # (cut: json_text's counts)
+    stream, raw = open_stream(inp)
+    with raw:
+        if place.offset is None and unit.lo:  # (the line begun before lo is not the unit's)
+            skip_to(stream, raw, unit.lo - 1)
+            pos = unit.lo - 1 + len(stream.readline())
+        else:
+            skip_to(stream, raw, pos)
+        for lines in line_blocks(read_up_to_damage(stream), lambda: STREAM_BLOCK):
+            for line in lines:
+                body = line[3:] if pos == 0 and line.startswith(b"\xef\xbb\xbf") else line
+                text = json_text(inp, body, pos, cut, config) if body.strip() else None
+                if text and text is not BAD_LINE:
+                    k -= 1
+                    if k == 0:
+                        return f"{inp.path} line {line_number(inp, pos):,}"
+                pos += len(line) + 1
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+def parquet_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
+    """The row of the k-th row with text, not null nor empty (see read_parquet)."""
+    pa, pq = arrow()
+    import pyarrow.compute as pc
+    pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+    row, skip = parquet_first_row(inp, unit), place.row or 0
+    for g in range(unit.lo, unit.hi):
+        rows, nbytes = inp.groups[g]
+        for batch in pf.iter_batches(batch_size=max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1)),
+                                     row_groups=[g], columns=[config.text_column], use_threads=False):
+            texts = pc.fill_null(pc.greater(pc.binary_length(batch.column(0).cast(pa.large_binary())), 0), False)
+            docs = np.flatnonzero(texts.to_numpy(zero_copy_only=False)[skip:]) + skip
+            skip = max(skip - len(texts), 0)
+            if len(docs) >= k:
+                return f"{inp.path} row {row + int(docs[k - 1]):,}"
+            k, row = k - len(docs), row + len(texts)
+    raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
+
+
+DOCUMENT_PLACES = dict(txt=txt_document_place, jsonl=jsonl_document_place, parquet=parquet_document_place)
+
+
 class InputKind(NamedTuple):
     """A kind of input file: all that this script knows of it."""
     suffixes: tuple             # the file endings it is read from
@@ -1492,6 +1589,7 @@ LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_t
 # the token that separates documents, by default: the first of these the tokenizer has (GPT-2's
 # family and most BPEs; Llama 3, as llm.c writes it; SentencePiece's end of sentence)
 DOC_TOKENS = ("<|endoftext|>", "<|begin_of_text|>", "</s>")
+SPECIALS_SHOWN = 8              # special tokens named in the error of a --doc-token that is none
 # a tokenizer.json is run by tiktoken only when it encodes this, and each of its tokens' text,
 # as `tokenizers` does (besides the tests' proof for its family); else through `tokenizers`
 SAMPLE = ("Hello world! It's 2024: naïve café, ÉCOLE, cafe\u0301 \u1100\u1161, 中文字符 and 日本語 🙂👍🏽.\n\n  def f(x):\n\treturn "
@@ -1524,6 +1622,15 @@ def tiktoken_missing_cache(name, e):
                      "docs/offline.md), or give the vocabulary's file with --tokenizer")
 
 
+def not_special(doc_text: str, tokenizer: str, specials: list) -> UserError:
+    """--doc-token naming no special token: the error, with the tokenizer's special tokens."""
+    shown = ", ".join(specials[:SPECIALS_SHOWN]) + (f", ... ({len(specials):,} in all)"
+                                                     if len(specials) > SPECIALS_SHOWN else "")
+    its = "its special token is" if len(specials) == 1 else "its special tokens are"
+    return UserError(f"--doc-token {doc_text!r} is not a special token of {tokenizer}; {its} {shown}: "
+                     "give one of them, or leave --doc-token out for the default")
+
+
 class TiktokenTokenizer:
     """A tiktoken Encoding. Documents are joined by the document token's text, allowed as that
     token alone, and encoded in one call (tiktoken encodes the text between special tokens on
@@ -1532,8 +1639,7 @@ class TiktokenTokenizer:
     def __init__(self, enc, doc_text: str, name: str, about: dict, safe_cuts: bool, normal: Optional[str] = None,
                  unlike: Optional[tuple] = None):
         if doc_text not in enc._special_tokens:
-            raise UserError(f"'{doc_text}' is not a special token of {name}; give one with --doc-token "
-                            f"(it has {', '.join(sorted(enc._special_tokens)[:5])})")
+            raise not_special(doc_text, about.get("encoding") or about["file"], list(enc._special_tokens))
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
@@ -1647,8 +1753,9 @@ def builtin_tokenizer(name: str, doc_text: Optional[str]) -> TiktokenTokenizer:
             enc = tiktoken.get_encoding(name)
         except Exception as e:  # tiktoken raises whatever its download raised
             raise tiktoken_missing_cache(name, e) from None
-    doc = doc_text or next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
-    return TiktokenTokenizer(enc, doc, name if doc_text is None else f"{name} ({doc})", dict(encoding=name), True)
+    default = next((t for t in DOC_TOKENS if t in enc._special_tokens), MARKER)
+    doc = doc_text or default  # (the name says a --doc-token other than the default: the bytes differ)
+    return TiktokenTokenizer(enc, doc, name if doc == default else f"{name} ({doc})", dict(encoding=name), True)
 
 
 def shipped_gpt2(name: str):
@@ -2290,24 +2397,59 @@ def read_json(path):
         raise UserError(f"cannot read {path} ({e}); run with --restart to start over") from None
 
 
-def take_lock(folder, name, what):
+def take_lock(folder, name, what) -> tuple:
     """One run per output folder (or shard): a lock that the OS drops when the process dies
     (flock on Linux and macOS, msvcrt.locking of the file's first byte on Windows). A file
-    system that refuses locks (some network file systems) gets a warning, not a stop."""
-    fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError as e:
-        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+    system that refuses locks (some network file systems) gets a warning, not a stop. The lock
+    is (its path, the open file). A run that ends removes the file (see release_lock): so once
+    locked, the file must still be the one at the path, else another run ended and removed it
+    before this one got it, and it is taken again."""
+    path = os.path.join(folder, name)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK):
+                print(f"warning: {folder} does not support file locks ({e.strerror}): make sure that no "
+                      "other run writes there at the same time", file=sys.stderr)
+                return path, fd
             os.close(fd)
             raise UserError(f"another {what} {folder}; wait for it to finish (or stop it) before "
                             "running again, or use another --out-dir") from None
-        print(f"warning: {folder} does not support file locks ({e.strerror}): make sure that no "
-              "other run writes there at the same time", file=sys.stderr)
-    return fd
+        if same_file(fd, path):
+            return path, fd
+        os.close(fd)
+
+
+def same_file(fd, path) -> bool:
+    """Whether the open file fd is the file at path now."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def release_lock(lock: tuple):
+    """Removes the lock file while holding it, then lets it go (a run that opened the file
+    meanwhile sees it is gone once it gets it, see take_lock). Windows removes no file that is
+    open: there it is removed after it is closed, unless another run has it open (then it stays)."""
+    path, fd = lock
+    try:
+        os.remove(path)
+    except OSError:  # (Windows: this run's own handle)
+        os.close(fd)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return
+    os.close(fd)
 
 
 def truncate_open(path, length):
@@ -2605,8 +2747,15 @@ def bin_warnings(summary, _shards):
             for s in SPLITS if summary[s]["tokens"] <= BLOCK_SIZE]
 
 
+def modded_reads(fmt: str, dtype) -> bool:
+    """Whether modded-nanogpt reads the files: llm.c's GPT-2 shards (uint16) alone."""
+    return fmt == "llmc" and np.dtype(dtype) == np.uint16
+
+
 def llmc_warnings(summary, shards):
     said = []
+    if not modded_reads(summary["format"], summary["dtype"]):
+        return said
     if len(shards["train"]) < 2:
         said.append(f"warning: {plural(len(shards['train']), 'train shard')}: modded-nanogpt's loader needs "
                     "at least 2 (a smaller --shard-tokens gives more)")
@@ -2710,8 +2859,8 @@ class Output:
                 return self.start(True)
             if not same_run(state.get("fingerprint"), self.fingerprint):
                 raise UserError(f"{self.dir} holds an unfinished run with other inputs or options "
-                                f"({changed(state.get('fingerprint'), self.fingerprint)}); run the "
-                                "same command as before to finish it, or add --restart to start over")
+                                f"({changed(state.get('fingerprint'), self.fingerprint)}); to finish it, "
+                                f"{to_finish(state.get('fingerprint'), self.fingerprint)}, or add --restart to start over")
             return Checkpoint.load(state, self.path(CHECKPOINT))
         if os.path.exists(self.path(SUMMARY)):
             summary = read_json(self.path(SUMMARY))
@@ -2768,18 +2917,74 @@ def same_run(old, new) -> bool:
 
 
 def changed(old, new) -> str:
-    """Names what differs between two fingerprints, for the refusal message: the options."""
+    """Names what differs between two fingerprints, for the refusal message: each option with its
+    value then and now (not one that only --format's default changed), a tokenizer file whose
+    content changed, the input files."""
     if not isinstance(old, dict):
         return "unknown"
     old = completed(old, new)
-    option = dict(val_rule="--val-fraction/--val-tokens", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
-                  encoding="--encoding/--tokenizer/--doc-token",
-                  ignored_settings="the tokenizer file's padding, truncation or BPE dropout, which an earlier "
-                                   "release ran and this one ignores")
-    diffs = [option.get(k, "--" + k.replace("_", "-")) for k in new if k != "inputs" and old.get(k) != new[k]]
+    option = dict(val_rule="the val split", piece_chars="PIECE_CHARS", unit_bytes="UNIT_BYTES",
+                  encoding=tokenizer_option(old.get("encoding"), new["encoding"]))
+    said = dict(ignored_settings="the tokenizer file's padding, truncation or BPE dropout, which an earlier "
+                                 "release ran and this one ignores")
+    diffs = [said.get(k) or tokenizer_file_change(old.get(k), new[k]) or
+             f"{option.get(k, '--' + k.replace('_', '-'))} was {shown(k, old.get(k))}, now {shown(k, new[k])}"
+             for k in new if k != "inputs" and old.get(k) != new[k] and not format_default(k, old, new)]
     if old.get("inputs") != new["inputs"]:
         diffs += changed_inputs(old.get("inputs", []), new["inputs"])
-    return ", ".join(diffs)
+    return "; ".join(diffs)
+
+
+def shown(key, value) -> str:
+    """A fingerprint's value as the options give it."""
+    if key == "val_rule" and value:
+        return f"--val-{value[0]} {value[1]:,}" if value[0] == "tokens" else f"--val-{value[0]} {value[1]:g}"
+    return "none" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def format_default(key, old, new) -> bool:
+    """Whether a key differs only because --format did: each side at its format's default."""
+    fmts = [FORMATS.get(fp.get("format")) for fp in (old, new)]
+    if fmts[0] == fmts[1] or None in fmts or key not in ("val_rule", "prefix", "shard_tokens"):
+        return False
+    default = lambda fmt: dict(val_rule=list(fmt.val_rule), prefix=fmt.prefix,
+                               shard_tokens=SHARD_TOKENS if fmt.prefix else None)[key]
+    return [old.get(key), new.get(key)] == [default(fmt) for fmt in fmts]
+
+
+def tokenizer_option(old, new) -> str:
+    """The option that changed a fingerprint's tokenizer name: a file's (see load_tokenizer), a
+    built-in encoding's, or its --doc-token's (see builtin_tokenizer)."""
+    if " (sha256 " in f"{old}{new}":
+        return "--tokenizer"
+    return "--encoding" if str(old).split(" (")[0] != new.split(" (")[0] else "--doc-token"
+
+
+def tokenizer_file_change(old, new) -> Optional[str]:
+    """A tokenizer file's content changed (its name holds its sha256, see load_tokenizer): said
+    so; None for any other change."""
+    (path, sha, was), (new_path, _, now) = str(old).partition(" (sha256 "), str(new).partition(" (sha256 ")
+    if not sha or path != new_path:
+        return None
+    return f"the tokenizer file {path} changed since the run began (its sha256 was {was[:-1]}, now {now[:-1]})"
+
+
+def to_finish(old, new) -> str:
+    """What finishes a run that these inputs or options were refused: undoing what changed."""
+    if not isinstance(old, dict):
+        return "run the command it began with"
+    old = completed(old, new)
+    before = {path: rest for path, *rest in old.get("inputs", [])}
+    files = [tokenizer_file_change(old.get("encoding"), new["encoding"])] + \
+        [p for p, *rest in new["inputs"] if before.get(p, rest) != rest]
+    options = [k for k in new if k not in ("inputs", "ignored_settings") and old.get(k) != new[k]
+               and not format_default(k, old, new) and not tokenizer_file_change(old.get(k), new[k])]
+    steps = [what for what, needed in (
+        ("use the release it began with", old.get("ignored_settings") != new.get("ignored_settings")),
+        ("restore the changed files (their size and modification time are compared)", any(files)),
+        ("give it the input files it began with (in that order)", list(before) != [p for p, *_ in new["inputs"]]),
+        ("give it the options it began with", options)) if needed] or ["run the command it began with"]
+    return ", ".join(steps[:-1]) + " and " * (len(steps) > 1) + steps[-1]
 
 
 def changed_inputs(old: list, new: list) -> list:
@@ -2790,7 +2995,7 @@ def changed_inputs(old: list, new: list) -> list:
     gone = [p for p in before if p not in now]
     added = [p for p in now if p not in before]
     diffs = [f"{what}: {', '.join(ps[:3])}{' ...' if len(ps) > 3 else ''}" for what, ps in
-             (("input files changed since", files), ("input files no longer given", gone),
+             (("input files changed since the run began", files), ("input files no longer given", gone),
               ("new input files", added)) if ps]
     return diffs or ["the order of the input files"]
 
@@ -2821,8 +3026,10 @@ class Progress:
     output goes to a file (Slurm, nohup, CI), a plain line at each tenth and at least every
     PROGRESS_SECONDS, never a carriage return."""
 
-    def __init__(self, what, total, done):
-        self.what, self.total, self.n, self.tokens = what, max(total, 1), done, 0
+    def __init__(self, what, total, done, tokens_done=0):
+        """done, tokens_done: bytes and tokens of the run done before this session (a resume)."""
+        self.what, self.total, self.n, self.tokens = what, max(total, 1), done, tokens_done
+        self.made = 0  # tokens this session made (the rate is theirs: the earlier sessions' time is not known here)
         self.started = self.said = time.time()
         self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=what,
                         mininterval=1.0, smoothing=0.1) if sys.stderr.isatty() else None
@@ -2834,17 +3041,17 @@ class Progress:
 
     def update(self, done, new_tokens):
         """done: bytes done in all; new_tokens: tokens made since the last update."""
-        self.n, self.tokens = done, self.tokens + new_tokens
-        rate = self.tokens / max(time.time() - self.started, 1e-9)
+        self.n, self.tokens, self.made = done, self.tokens + new_tokens, self.made + new_tokens
+        rate = self.made / max(time.time() - self.started, 1e-9)
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
             self.bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s", refresh=False)
         elif int(10 * self.n / self.total) > self.tenth or time.time() - self.said >= PROGRESS_SECONDS:
             self.tenth, self.said = int(10 * self.n / self.total), time.time()
             left = (self.total - self.n) * (time.time() - self.started) / max(self.n - self.done_at_start, 1) \
-                if self.tokens else 0  # (no estimate before the first tokens, nor one under a second)
+                if self.made else 0  # (no estimate before the first tokens, nor one under a second)
             print(f"{self.what}: {self.percent():.0f}% ({size(self.n)} of {size(self.total)}), "
-                  f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s"
+                  f"{self.tokens:,} tokens, {rate / 1e6:.2f}M tokens/s" + " since the resume" * (self.done_at_start > 0)
                   + (f", about {duration(left)} left" if left >= 1 else ""), file=sys.stderr, flush=True)
 
     def close(self):
@@ -2869,6 +3076,12 @@ class ToOutput:
         self.out, self.state, self.config, self.inputs, self.units, self.eot = out, state, config, inputs, units, eot
         self.started = self.last_checkpoint = time.time()
         self.seconds_before = state.seconds
+        # the last place in the input read from (None: a unit's start) and how many documents
+        # were kept by then: --max-tokens names its last document from there (see document_place)
+        self.read_from = (state.unit_state, sum(state.split.docs))
+        if state.unit_state and state.unit_state.token is not None:  # (a --merge resumed inside a unit)
+            self.read_from = (None, self.read_from[1] - part_documents(config.parts_dir, state.next_unit,
+                                                                       state.unit_state.token, out.writer.dtype, eot))
         out.writer.open(state.files)
 
     def take(self, item: Encoded) -> bool:
@@ -2879,14 +3092,18 @@ class ToOutput:
         self.out.writer.write(TRAIN, train)
         self.out.writer.write(VAL, val)
         state.counts.add(chunk.counts)
+        if reached:
+            place, docs = self.read_from
+            state.budget = dict(max_tokens=self.config.max_tokens, stopped_at=document_place(
+                self.inputs, self.units[item.unit], place, sum(state.split.docs) - docs, self.config))
         if chunk.finished:
             state.next_unit, state.unit_state = item.unit + 1, None
+            self.read_from = (None, sum(state.split.docs))
         elif chunk.place:
             state.next_unit, state.unit_state = item.unit, chunk.place
+            if chunk.place.token is None:  # (--merge's places count tokens of a part, not the input)
+                self.read_from = (chunk.place, sum(state.split.docs))
         state.seconds = self.seconds_before + time.time() - self.started
-        if reached:
-            state.budget = dict(max_tokens=self.config.max_tokens, stopped_at=where(
-                self.inputs, self.units[item.unit], chunk.place or state.unit_state))
         return reached
 
     def may_stop(self):
@@ -3029,7 +3246,7 @@ def report(summary, out_dir):
           f"{summary['dtype']}, in {summary['seconds']:.0f}s{rate}")
     if summary["budget"]:
         print(f"stopped at --max-tokens {summary['budget']['max_tokens']:,}: the last document kept "
-              f"ends before {summary['budget']['stopped_at']}")
+              f"is {summary['budget']['stopped_at']}")
     for warning in FORMATS[summary["format"]].warnings(summary, shards) + input_warnings(summary):
         say(warning)
 
@@ -3095,7 +3312,15 @@ def setup(config: Config) -> tuple:
 
 
 def prepare(config: Config) -> int:
+    """The run, its output folder (or its shard) locked while it lasts."""
     inputs, units, tok, dtype, lock = setup(config)
+    try:
+        return locked_run(config, inputs, units, tok, dtype)
+    finally:
+        release_lock(lock)
+
+
+def locked_run(config: Config, inputs, units, tok, dtype) -> int:
     config = replace(config, safe_cuts=tok.safe_cuts)
     fmt = FORMATS[config.format]
     if dtype is np.uint32:
@@ -3104,7 +3329,7 @@ def prepare(config: Config) -> int:
     parts_fp, fingerprint = fingerprints(config, inputs, tok)
     if config.shard:
         return shard_run(config, inputs, units, tok, dtype, parts_fp)
-    check_val_tokens(config, inputs, tok)
+    check_val_tokens(config, inputs, tok, dtype)
     if config.merge:
         check_parts(config.parts_dir, inputs, units, parts_fp)
     out = Output(config.out_dir, fingerprint, fmt.writer(fmt, config.out_dir, dtype, config, tok.doc_token))
@@ -3119,7 +3344,7 @@ def prepare(config: Config) -> int:
         encoded_chunks(inputs, units, todo, state.unit_state, config, tok, dtype)
     done_weight = sum(u.weight for u in units[:state.next_unit])
     bar = Progress("merging" if config.merge else "tokenizing", sum(u.weight for u in units),
-                   done_weight + (state.unit_state.progress if state.unit_state else 0))
+                   done_weight + (state.unit_state.progress if state.unit_state else 0), sum(state.split.tokens))
     stopped = take_all(encoded, ToOutput(out, state, config, inputs, units, tok.doc_token), units, bar, done_weight)
     if not state.done:
         print(f"stopped at {bar.percent():.0f}%; run the same command to continue", file=sys.stderr)
@@ -3132,7 +3357,6 @@ def prepare(config: Config) -> int:
     out.writer.open(state.files)
     summary = out.finish(lambda files: make_summary(state, inputs, tok, dtype, config, files))
     report(summary, config.out_dir)
-    os.close(lock)
     return 0
 
 
@@ -3169,16 +3393,16 @@ def check_split(split: SplitState, budget: Optional[dict], config: Config, input
                         "written: run again with a smaller --val-tokens" + (" or a larger --max-tokens" if budget else ""))
 
 
-def check_val_tokens(config: Config, inputs, tok):
+def check_val_tokens(config: Config, inputs, tok, dtype):
     """An input that cannot hold the --val-tokens val split and some train is refused before
     any work, when that is sure (most_tokens); else the end of the run says so."""
     rule = config.val_rule
     most = most_tokens(inputs, config, tok, rule.amount) if rule.kind == "tokens" else None
     if most is not None:
         default = "" if config.val_rule_given else ", the default for --format " + config.format
+        modded = f" (modded-nanogpt's evaluation needs {MODDED_VAL_TOKENS:,})" if modded_reads(config.format, dtype) else ""
         raise UserError(f"the input makes at most {most:,} tokens, not more than the {rule.amount:,} "
-                        f"that go to val (--val-tokens{default}); "
-                        "set a smaller --val-tokens (modded-nanogpt's evaluation needs 10,485,762), or --val-fraction")
+                        f"that go to val (--val-tokens{default}); set a smaller --val-tokens{modded}, or --val-fraction")
 
 
 # --- several machines: each writes the parts of its shard of the units; --merge joins them
@@ -3193,9 +3417,13 @@ def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
     folder = config.parts_dir
     os.makedirs(folder, exist_ok=True)
     mine = [u for u in range(len(units)) if u % n == i]
+    if config.restart:  # (this shard's parts alone: the other shards' runs keep theirs)
+        for u in mine:
+            remove_part(folder, u)
     todo = [u for u in mine if not part_done(folder, u, parts_fp)]
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
-    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight)
+    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight,
+                   sum(part_info(folder, u)["tokens"] for u in set(mine) - set(todo)))
     parts = ToParts(folder, config.shard, parts_fp)
     stopped = take_all(encoded_chunks(inputs, units, todo, None, config, tok, dtype), parts, units, bar, done_weight)
     left = len(todo) - parts.written
@@ -3207,6 +3435,13 @@ def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
           "shard); when every shard is done, run the command once more with --merge (and without "
           "--shard, outside the job array) to write the output")
     return 0
+
+
+def remove_part(parts_dir, u):
+    """Deletes a unit's part, its .json first (a part without it is unfinished, see part_info)."""
+    for suffix in (".json", ".bin", ".bin.partial"):
+        if os.path.exists(part_path(parts_dir, u, suffix)):
+            os.remove(part_path(parts_dir, u, suffix))
 
 
 def part_info(parts_dir, u):
@@ -3246,6 +3481,13 @@ def shard_runs_of(missing: list, infos: list) -> str:
     if not n:
         return "the --shard runs"
     return ", ".join(f"--shard {i}/{n}" for i in sorted({u % n for u in missing}))
+
+
+def part_documents(parts_dir, u, tokens, dtype, eot, block=1 << 20) -> int:
+    """The documents that end in the first tokens of unit u's part (each ends with eot)."""
+    with open(part_path(parts_dir, u, ".bin"), "rb") as f:
+        return sum(int(np.count_nonzero(np.fromfile(f, dtype, count=min(block, tokens - lo)) == eot))
+                   for lo in range(0, tokens, block))
 
 
 def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator[Encoded]:
@@ -3496,6 +3738,8 @@ def bad_combination(args) -> Optional[str]:
         return "give --encoding or --tokenizer, not both"
     if args.tokenizer_pattern and not (args.tokenizer and not args.tokenizer.lower().endswith(".json")):
         return "--tokenizer-pattern is the pattern of a --tokenizer tiktoken BPE file (a tokenizer.json holds its own)"
+    if args.verify and (args.shard or args.merge):
+        return "--verify checks the finished output in --out-dir (a --merge's too): run it without --shard and --merge"
     if args.doc_token == "":
         return "--doc-token names a special token: it cannot be empty"
     if args.val_tokens is not None and args.val_fraction is not None:

@@ -238,9 +238,8 @@ def test_plain_words_for_one_and_for_the_default_input(tmp_path):
     r = run("--input", tmp_path / "one.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0)
     assert r.returncode == 0 and "(1 document," in r.stdout, r.stdout
     assert "1 documents" not in r.stdout + r.stderr
-    copy = tmp_path / "nanogpt" / "data" / "fineweb"
-    copy.mkdir(parents=True)
-    shutil.copy(SCRIPT, copy / "prepare.py")
+    copy = tmp_path / "nanogpt" / "data" / "fineweb"   # (the folder, as the README copies it)
+    shutil.copytree(os.path.dirname(SCRIPT), copy, ignore=shutil.ignore_patterns("__pycache__"))
     r = subprocess.run([sys.executable, copy / "prepare.py"], capture_output=True, text=True)
     assert_user_error(r, "--input", "train_fineweb.txt")
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -256,3 +257,49 @@ def test_a_compressed_file_is_one_unit(name, units, tmp_path):
                                  unit_bytes=len(data) // 4 + 1)
     inputs = prepare.open_inputs(config)
     assert len(prepare.plan_units(inputs, config)) == units
+
+
+# --- the txt reader: work in proportion to the text, whatever --chunk-size -------------------------
+
+NO_CUT_FOR_A_LONG_WAY = {  # text with no safe cut for a long way, as the issue's shapes
+    "a whitespace run": "hello world" + " " * 100_000 + " end",
+    "CJK, no punctuation": "".join(chr(0x4E00 + i * 7919 % 3000) for i in range(100_000)),
+    "Chinese-like prose": "".join(chr(0x4E00 + i * 7919 % 3000) + ("，" if i % 7 == 6 else "")
+                                  + ("。\n" if i % 40 == 39 else "") for i in range(100_000)),
+}
+
+
+@pytest.mark.parametrize("max_search", [None, 3000])
+@pytest.mark.parametrize("shape", sorted(NO_CUT_FOR_A_LONG_WAY))
+@pytest.mark.parametrize("chunk", [100, 1000])
+def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(shape, chunk, max_search, tmp_path,
+                                                                             monkeypatch):
+    """The characters the cut search looks at and those the txt window hands the Cutter add up
+    to a few times the text, however small --chunk-size is (before, each read scanned again all
+    the text held: the text's square over the chunk size). max_search: a smaller MAX_SEARCH (and
+    pieces), so that the window is also emptied by forced cuts."""
+    body = NO_CUT_FOR_A_LONG_WAY[shape]
+    text = body + "\n<|endoftext|>\nsecond document"
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    scanned = {"by the cut search": 0, "handed to the Cutter": 0}
+    search, add_text = prepare.SAFE_CUT.search, prepare.add_text
+
+    def counted_search(s, pos, endpos):
+        scanned["by the cut search"] += max(0, min(endpos, len(s)) - pos)
+        return search(s, pos, endpos)
+
+    def counted_add_text(cut, buf, eof):
+        scanned["handed to the Cutter"] += len(buf)
+        return add_text(cut, buf, eof)
+
+    monkeypatch.setattr(prepare, "SAFE_CUT", SimpleNamespace(search=counted_search))
+    monkeypatch.setattr(prepare, "add_text", counted_add_text)
+    sizes = {}
+    if max_search:
+        monkeypatch.setattr(prepare, "MAX_SEARCH", max_search)
+        sizes = dict(piece_chars=max_search)
+    config = prepare.make_config(["--input", str(tmp_path / "in.txt"), "--out-dir", str(tmp_path / "o"),
+                                  "--chunk-size", str(chunk)], **sizes)
+    _, _, docs = documents_of(config)
+    assert docs == [body.strip(), "second document"]  # (txt_documents' regex is slow on long runs of spaces)
+    assert max(scanned.values()) <= 10 * len(text), scanned

@@ -116,6 +116,7 @@ UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl 
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
+WINDOW_GROWTH = 4              # a txt read adds at least 1/4 of the text held unused (see read_txt)
 LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
 PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a time (in whole rows)
 STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
@@ -795,7 +796,11 @@ def read_txt(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) 
         text = TextWindow(reads_to_damage(stream, inp, cut, config.skip_bad_files), place.offset, unit.hi,
                           lambda data, start: decode(data, start, inp, cut, config.strict_utf8))
         while True:
-            eof = text.fill(cut.wanted())
+            # What the Cutter cannot use yet (no cut found yet, a boundary not settled) is held and
+            # scanned again after each read: each read adds at least 1/WINDOW_GROWTH of it, so the
+            # scans take time in proportion to the text, and the window holds at most 1.25 times
+            # what it must
+            eof = text.fill(max(cut.wanted(), text.held // WINDOW_GROWTH))
             if not place.begun:
                 place.begun = first_boundary(text, eof)
                 if place.begun is None:

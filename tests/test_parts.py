@@ -67,6 +67,40 @@ def test_the_cutter_gives_each_document_whole_with_its_pieces_wherever_reads_fal
     assert [ends + [len(text)] for text, ends in got] == [reference_pieces(d, piece_chars) for d in docs]
 
 
+def txt_documents_read_in_parts(text, chunk, piece_chars, reads):
+    """The documents the Cutter gives for a txt file's text arriving in reads-sized parts, as
+    the txt window hands them over (add_text, the unused rest kept)."""
+    cut = prepare.Cutter(prepare.Place(), chunk, piece_chars)
+    segments, buf = [], ""
+    for k in range(0, len(text), reads):
+        buf += text[k:k + reads]
+        buf = buf[prepare.add_text(cut, buf, False):]
+        segments += cut.take()[0]
+    prepare.add_text(cut, buf, True)
+    cut.end_document()
+    segments += cut.take()[0]
+    docs, doc = [], ""
+    for seg in segments:
+        doc += seg.text
+        if seg.ends_document:
+            docs.append(doc)
+            doc = ""
+    assert not doc
+    return docs
+
+
+@SETTINGS
+@given(text=TEXTS, chunk=st.integers(1, 20), piece_chars=st.integers(1, 20), reads=st.integers(1, 40),
+       max_search=st.integers(1, 12))
+@example(text="中" * 13 + "<|endoftext|>next", chunk=3, piece_chars=5, reads=16, max_search=10)
+def test_forced_cuts_never_change_the_documents_wherever_reads_fall(text, chunk, piece_chars, reads, max_search):
+    """With a small MAX_SEARCH, forced cuts fall everywhere, in a marker not yet read whole too
+    (the document may end at that marker: the cut must wait); the documents stay the file's."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(prepare, "MAX_SEARCH", max_search)
+        assert txt_documents_read_in_parts(text, chunk, piece_chars, reads) == txt_documents(text)
+
+
 # --- the split: which pieces go to val -------------------------------------------------------------
 
 EOT = 9

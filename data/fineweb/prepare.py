@@ -401,11 +401,13 @@ def boundary_end(buf, k, eof):
 
 
 def may_be_the_end(s, i):
-    """Whether the text of a document that goes on in s may yet end at s[i]: only whitespace and
-    the start of a marker follow. A piece must not end there, since the whole document, read at
-    once, is stripped and has no cut there; the document's end decides."""
+    """Whether the text of a document that goes on in s may yet end at or before s[i]: only
+    whitespace and the start of a marker follow, or i is inside that start (a forced cut may
+    fall there). A piece must not end there, since the whole document, read at once, is
+    stripped and has no cut there; the document's end decides."""
     j = WHITESPACE.match(s, i).end()
-    return len(s) - j < len(MARKER) and MARKER.startswith(s[j:])
+    k = s.rfind(MARKER[0], max(0, len(s) - len(MARKER) + 1), i)  # (the marker's only "<")
+    return len(s) - j < len(MARKER) and MARKER.startswith(s[j:]) or k >= 0 and MARKER.startswith(s[k:])
 
 
 def boundary_start(buf, m):

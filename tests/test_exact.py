@@ -9,7 +9,7 @@ import regex
 import tiktoken
 from hypothesis import given, strategies as st
 
-from strategies import DOCS, SETTINGS, TEXTS
+from strategies import DOCS, NO_CUT_TEXTS, SETTINGS, TEXTS
 from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, run, split_docs,
                      txt_documents, txt_layout, write_parquet)
 
@@ -53,6 +53,24 @@ def test_txt_equals_one_shot_encoding(text, chunk, workers):
         train, val = outputs(d + "/o")
     assert train == flat(reference_docs(docs))
     assert val == []
+
+
+@SETTINGS
+@given(text=NO_CUT_TEXTS, chunk=st.integers(1, 64))
+def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chunk):
+    """Runs of CJK without punctuation, of whitespace or of punctuation, longer than the chunk:
+    the text held unused grows over many reads, and train.bin is still the one-shot encoding."""
+    docs = txt_documents(text)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if not docs:
+            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            return
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
+        train, val = outputs(d + "/o")
+    assert train == flat(reference_docs(docs))
 
 
 @SETTINGS

@@ -296,7 +296,7 @@ def test_a_compressed_file_is_one_unit(name, units, tmp_path):
 # --- the txt reader: work in proportion to the text, whatever --chunk-size -------------------------
 
 NO_CUT_FOR_A_LONG_WAY = {  # text with no safe cut for a long way, as the issue's shapes
-    "a whitespace run": "hello world" + " " * 100_000 + " end",
+    "a whitespace run": "hello world" + " " * 300_000 + " and words" * 20_000,  # (read before the end)
     "CJK, no punctuation": "".join(chr(0x4E00 + i * 7919 % 3000) for i in range(100_000)),
     "Chinese-like prose": "".join(chr(0x4E00 + i * 7919 % 3000) + ("，" if i % 7 == 6 else "")
                                   + ("。\n" if i % 40 == 39 else "") for i in range(100_000)),
@@ -308,19 +308,27 @@ NO_CUT_FOR_A_LONG_WAY = {  # text with no safe cut for a long way, as the issue'
 @pytest.mark.parametrize("chunk", [100, 1000])
 def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(shape, chunk, max_search, tmp_path,
                                                                              monkeypatch):
-    """The characters the cut search looks at and those the txt window hands the Cutter add up
-    to a few times the text, however small --chunk-size is (before, each read scanned again all
-    the text held: the text's square over the chunk size). max_search: a smaller MAX_SEARCH (and
-    pieces), so that the window is also emptied by forced cuts."""
+    """The characters the cut search looks at, those the txt window hands the Cutter and those
+    matched as whitespace add up to a few times the text, however small --chunk-size is (before,
+    each read scanned again all the text held: the text's square over the chunk size). Each read
+    adds a quarter of what is held at least: 1 + 4/5 + (4/5)^2 + ... = 5 times. max_search: a
+    smaller MAX_SEARCH (and pieces), so that forced cuts also empty the window, many of them
+    in one run of whitespace."""
     body = NO_CUT_FOR_A_LONG_WAY[shape]
     text = body + "\n<|endoftext|>\nsecond document"
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
-    scanned = {"by the cut search": 0, "handed to the Cutter": 0}
-    search, add_text = prepare.SAFE_CUT.search, prepare.add_text
+    scanned = {"by the cut search": 0, "handed to the Cutter": 0, "matched as whitespace": 0}
+    search, add_text, match = prepare.SAFE_CUT.search, prepare.add_text, prepare.WHITESPACE.match
 
     def counted_search(s, pos, endpos):
-        scanned["by the cut search"] += max(0, min(endpos, len(s)) - pos)
-        return search(s, pos, endpos)
+        m = search(s, pos, endpos)
+        scanned["by the cut search"] += max(0, (m.end() if m else min(endpos, len(s))) - pos)
+        return m
+
+    def counted_match(s, pos):
+        m = match(s, pos)
+        scanned["matched as whitespace"] += m.end() - pos
+        return m
 
     def counted_add_text(cut, buf, eof):
         scanned["handed to the Cutter"] += len(buf)
@@ -328,6 +336,7 @@ def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(sha
 
     monkeypatch.setattr(prepare, "SAFE_CUT", SimpleNamespace(search=counted_search))
     monkeypatch.setattr(prepare, "add_text", counted_add_text)
+    monkeypatch.setattr(prepare, "WHITESPACE", SimpleNamespace(match=counted_match))
     sizes = {}
     if max_search:
         monkeypatch.setattr(prepare, "MAX_SEARCH", max_search)

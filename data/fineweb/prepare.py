@@ -400,14 +400,17 @@ def boundary_end(buf, k, eof):
     return j, eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
 
 
-def may_be_the_end(s, i):
-    """Whether the text of a document that goes on in s may yet end at or before s[i]: only
+def document_goes_on(s, i):
+    """None if the text of a document that goes on in s may yet end at or before s[i]: only
     whitespace and the start of a marker follow, or i is inside that start (a forced cut may
     fall there). A piece must not end there, since the whole document, read at once, is
-    stripped and has no cut there; the document's end decides."""
+    stripped and has no cut there; the document's end decides. Else where the whitespace from
+    s[i] ends: the document surely goes on past every place from i to there."""
     j = WHITESPACE.match(s, i).end()
     k = s.rfind(MARKER[0], max(0, len(s) - len(MARKER) + 1), i)  # (the marker's only "<")
-    return len(s) - j < len(MARKER) and MARKER.startswith(s[j:]) or k >= 0 and MARKER.startswith(s[k:])
+    if len(s) - j < len(MARKER) and MARKER.startswith(s[j:]) or k >= 0 and MARKER.startswith(s[k:]):
+        return None
+    return j
 
 
 def boundary_start(buf, m):
@@ -488,7 +491,7 @@ class Cutter:
     def add(self, s: str, final: bool) -> int:
         """Emits the current document's text s: all of it when final; otherwise what can be
         emitted for sure, cut near the chunk size to bound memory. Returns characters used."""
-        i = 0
+        i, goes_on = 0, 0  # the document surely goes on past s[:goes_on] (see document_goes_on)
         while True:
             piece_at = i + self.piece_chars - self.place.piece_len
             if not final and piece_at > i + self.chunk:
@@ -500,7 +503,9 @@ class Cutter:
                     i = cut[0]
                     continue
             cut = find_cut(s, piece_at, self.safe)
-            if cut is None or (not final and may_be_the_end(s, cut[0])):
+            if cut is not None and not final and cut[0] > goes_on:  # (so a long run of whitespace
+                goes_on = document_goes_on(s, cut[0])                # holding many cuts is read once)
+            if cut is None or goes_on is None:
                 break
             self.emit(s[i:cut[0]], ends_piece=True, forced=cut[1])
             i = cut[0]

@@ -22,3 +22,11 @@ ATOMS = st.one_of(
 TEXTS = st.lists(ATOMS, max_size=40).map("".join)
 DOCS = st.lists(TEXTS.map(str.strip).filter(lambda t: t and "<|endoftext|>" not in t),
                 min_size=1, max_size=25)
+# Text with no safe cut for a long way (runs of CJK without punctuation, of whitespace, of
+# punctuation; a few words and markers): the txt window holds much it cannot use yet.
+NO_CUT_TEXTS = st.lists(st.one_of(
+    st.text(alphabet="中文字符日本語", min_size=20, max_size=400),
+    st.text(alphabet=" \n\t\u3000", min_size=20, max_size=300),
+    st.text(alphabet="，。！…", min_size=1, max_size=40),
+    st.sampled_from(["word", " x ", "<|endoftext|>", "\n\n<|endoftext|>\n\n", "<|endo", "字 "]),
+), min_size=1, max_size=10).map("".join)

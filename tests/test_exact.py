@@ -9,8 +9,8 @@ import regex
 import tiktoken
 from hypothesis import given, strategies as st
 
-from strategies import DOCS, SETTINGS, TEXTS
-from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, split_docs,
+from strategies import DOCS, NO_CUT_TEXTS, SETTINGS, TEXTS
+from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, run, split_docs,
                      txt_documents, txt_layout, write_parquet)
 
 
@@ -53,6 +53,24 @@ def test_txt_equals_one_shot_encoding(text, chunk, workers):
         train, val = outputs(d + "/o")
     assert train == flat(reference_docs(docs))
     assert val == []
+
+
+@SETTINGS
+@given(text=NO_CUT_TEXTS, chunk=st.integers(1, 64))
+def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chunk):
+    """Runs of CJK without punctuation, of whitespace or of punctuation, longer than the chunk:
+    the text held unused grows over many reads, and train.bin is still the one-shot encoding."""
+    docs = txt_documents(text)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in.txt")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if not docs:
+            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            return
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
+        train, val = outputs(d + "/o")
+    assert train == flat(reference_docs(docs))
 
 
 @SETTINGS
@@ -181,3 +199,16 @@ def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_
     # read at once, no document has a safe cut at or after character 12: three pieces, and
     # piece 1 (of 0, 1, 2) goes to val
     assert train == docs[0] + docs[2] and val == docs[1]
+
+
+@pytest.mark.slow
+def test_a_marker_read_in_part_just_past_where_a_forced_cut_would_fall_still_ends_the_document(tmp_path):
+    """A document of CJK characters 3 short of where its first forced cut would fall (2 x
+    1,048,576 characters), then a marker: at the defaults a read ends inside that marker, past
+    that place. The document ends at the marker, one-shot encoded (the release cut there and
+    kept the marker as text, joining the two documents)."""
+    text = "中" * (prepare.PIECE_CHARS + prepare.MAX_SEARCH - 3) + "<|endoftext|>" + "second"
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    result = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert result.returncode == 0, result.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(txt_documents(text)))

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -65,6 +66,40 @@ def test_the_cutter_gives_each_document_whole_with_its_pieces_wherever_reads_fal
     got = cut_documents(docs, piece_chars, chunk, reads)
     assert [text for text, _ in got] == docs
     assert [ends + [len(text)] for text, ends in got] == [reference_pieces(d, piece_chars) for d in docs]
+
+
+def txt_documents_read_in_parts(text, chunk, piece_chars, reads):
+    """The documents the Cutter gives for a txt file's text arriving in reads-sized parts, as
+    the txt window hands them over (add_text, the unused rest kept)."""
+    cut = prepare.Cutter(prepare.Place(), chunk, piece_chars)
+    segments, buf = [], ""
+    for k in range(0, len(text), reads):
+        buf += text[k:k + reads]
+        buf = buf[prepare.add_text(cut, buf, False):]
+        segments += cut.take()[0]
+    prepare.add_text(cut, buf, True)
+    cut.end_document()
+    segments += cut.take()[0]
+    docs, doc = [], ""
+    for seg in segments:
+        doc += seg.text
+        if seg.ends_document:
+            docs.append(doc)
+            doc = ""
+    assert not doc
+    return docs
+
+
+@SETTINGS
+@given(text=TEXTS, chunk=st.integers(1, 20), piece_chars=st.integers(1, 20), reads=st.integers(1, 40),
+       max_search=st.integers(1, 12))
+@example(text="中" * 13 + "<|endoftext|>next", chunk=3, piece_chars=5, reads=16, max_search=10)
+def test_forced_cuts_never_change_the_documents_wherever_reads_fall(text, chunk, piece_chars, reads, max_search):
+    """With a small MAX_SEARCH, forced cuts fall everywhere, in a marker not yet read whole too
+    (the document may end at that marker: the cut must wait); the documents stay the file's."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(prepare, "MAX_SEARCH", max_search)
+        assert txt_documents_read_in_parts(text, chunk, piece_chars, reads) == txt_documents(text)
 
 
 # --- the split: which pieces go to val -------------------------------------------------------------
@@ -259,3 +294,58 @@ def test_a_compressed_file_is_one_unit(name, units, tmp_path):
                                  unit_bytes=len(data) // 4 + 1)
     inputs = prepare.open_inputs(config)
     assert len(prepare.plan_units(inputs, config)) == units
+
+
+# --- the txt reader: work in proportion to the text, whatever --chunk-size -------------------------
+
+NO_CUT_FOR_A_LONG_WAY = {  # text with no safe cut for a long way, as the issue's shapes
+    "a whitespace run": "hello world" + " " * 300_000 + " and words" * 20_000,  # (read before the end)
+    "CJK, no punctuation": "".join(chr(0x4E00 + i * 7919 % 3000) for i in range(100_000)),
+    "Chinese-like prose": "".join(chr(0x4E00 + i * 7919 % 3000) + ("，" if i % 7 == 6 else "")
+                                  + ("。\n" if i % 40 == 39 else "") for i in range(100_000)),
+}
+
+
+@pytest.mark.parametrize("max_search", [None, 3000])
+@pytest.mark.parametrize("shape", sorted(NO_CUT_FOR_A_LONG_WAY))
+@pytest.mark.parametrize("chunk", [100, 1000])
+def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(shape, chunk, max_search, tmp_path,
+                                                                             monkeypatch):
+    """The characters the cut search looks at, those the txt window hands the Cutter and those
+    matched as whitespace add up to a few times the text, however small --chunk-size is (before,
+    each read scanned again all the text held: the text's square over the chunk size). Each read
+    adds a quarter of what is held at least: 1 + 4/5 + (4/5)^2 + ... = 5 times. max_search: a
+    smaller MAX_SEARCH (and pieces), so that forced cuts also empty the window, many of them
+    in one run of whitespace."""
+    body = NO_CUT_FOR_A_LONG_WAY[shape]
+    text = body + "\n<|endoftext|>\nsecond document"
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    scanned = {"by the cut search": 0, "handed to the Cutter": 0, "matched as whitespace": 0}
+    search, add_text, match = prepare.SAFE_CUT.search, prepare.add_text, prepare.WHITESPACE.match
+
+    def counted_search(s, pos, endpos):
+        m = search(s, pos, endpos)
+        scanned["by the cut search"] += max(0, (m.end() if m else min(endpos, len(s))) - pos)
+        return m
+
+    def counted_match(s, pos):
+        m = match(s, pos)
+        scanned["matched as whitespace"] += m.end() - pos
+        return m
+
+    def counted_add_text(cut, buf, eof):
+        scanned["handed to the Cutter"] += len(buf)
+        return add_text(cut, buf, eof)
+
+    monkeypatch.setattr(prepare, "SAFE_CUT", SimpleNamespace(search=counted_search))
+    monkeypatch.setattr(prepare, "add_text", counted_add_text)
+    monkeypatch.setattr(prepare, "WHITESPACE", SimpleNamespace(match=counted_match))
+    sizes = {}
+    if max_search:
+        monkeypatch.setattr(prepare, "MAX_SEARCH", max_search)
+        sizes = dict(piece_chars=max_search)
+    config = prepare.make_config(["--input", str(tmp_path / "in.txt"), "--out-dir", str(tmp_path / "o"),
+                                  "--chunk-size", str(chunk)], **sizes)
+    _, _, docs = documents_of(config)
+    assert docs == [body.strip(), "second document"]  # (txt_documents' regex is slow on long runs of spaces)
+    assert max(scanned.values()) <= 10 * len(text), scanned

@@ -122,6 +122,7 @@ UNIT_BYTES = 32 << 20          # a unit of work: this many bytes of a txt/jsonl 
                                # row groups holding about this much text; a compressed file is one
 PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val in pieces this long
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
+WINDOW_GROWTH = 4              # a txt read adds at least 1/4 of the text held unused (see read_txt)
 LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
 PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a time (in whole rows)
 STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
@@ -449,12 +450,17 @@ def boundary_end(buf, k, eof):
     return j, eof or (j < len(buf) and not MARKER.startswith(buf[j:j + len(MARKER)]))
 
 
-def may_be_the_end(s, i):
-    """Whether the text of a document that goes on in s may yet end at s[i]: only whitespace and
-    the start of a marker follow. A piece must not end there, since the whole document, read at
-    once, is stripped and has no cut there; the document's end decides."""
+def document_goes_on(s, i):
+    """None if the text of a document that goes on in s may yet end at or before s[i]: only
+    whitespace and the start of a marker follow, or i is inside that start (a forced cut may
+    fall there). A piece must not end there, since the whole document, read at once, is
+    stripped and has no cut there; the document's end decides. Else where the whitespace from
+    s[i] ends: the document surely goes on past every place from i to there."""
     j = WHITESPACE.match(s, i).end()
-    return len(s) - j < len(MARKER) and MARKER.startswith(s[j:])
+    k = s.rfind(MARKER[0], max(0, len(s) - len(MARKER) + 1), i)  # (the marker's only "<")
+    if len(s) - j < len(MARKER) and MARKER.startswith(s[j:]) or k >= 0 and MARKER.startswith(s[k:]):
+        return None
+    return j
 
 
 def boundary_start(buf, m):
@@ -535,7 +541,7 @@ class Cutter:
     def add(self, s: str, final: bool) -> int:
         """Emits the current document's text s: all of it when final; otherwise what can be
         emitted for sure, cut near the chunk size to bound memory. Returns characters used."""
-        i = 0
+        i, goes_on = 0, 0  # the document surely goes on past s[:goes_on] (see document_goes_on)
         while True:
             piece_at = i + self.piece_chars - self.place.piece_len
             if not final and piece_at > i + self.chunk:
@@ -547,7 +553,9 @@ class Cutter:
                     i = cut[0]
                     continue
             cut = find_cut(s, piece_at, self.safe)
-            if cut is None or (not final and may_be_the_end(s, cut[0])):
+            if cut is not None and not final and cut[0] > goes_on:  # (so a long run of whitespace
+                goes_on = document_goes_on(s, cut[0])                # holding many cuts is read once)
+            if cut is None or goes_on is None:
                 break
             self.emit(s[i:cut[0]], ends_piece=True, forced=cut[1])
             i = cut[0]
@@ -846,7 +854,11 @@ def read_txt(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) 
         text = TextWindow(reads_to_damage(stream, inp, cut, config.skip_bad_files), place.offset, unit.hi,
                           lambda data, start: decode(data, start, inp, cut, config.strict_utf8))
         while True:
-            eof = text.fill(cut.wanted())
+            # What the Cutter cannot use yet (no cut found yet, a boundary not settled) is held and
+            # scanned again after each read: each read adds at least 1/WINDOW_GROWTH of it, so the
+            # scans take time in proportion to the text, and the window holds at most 1.25 times
+            # what it must
+            eof = text.fill(max(cut.wanted(), text.held // WINDOW_GROWTH))
             if not place.begun:
                 place.begun = first_boundary(text, eof)
                 if place.begun is None:

@@ -1236,6 +1236,7 @@ def jsonl_document_place(inp: Input, unit: Unit, place: Place, k: int, config: C
 def parquet_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
     """The row of the k-th row with text, not null nor empty (see read_parquet)."""
     pa, pq = arrow()
+    import numpy as np  # (here, in the main process at the end of a run: a reader imports no numpy)
     import pyarrow.compute as pc
     pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
     row, skip = parquet_first_row(inp, unit), place.row or 0

@@ -166,8 +166,10 @@ def oldest_python():
 @pytest.mark.slow
 def test_the_exactness_tests_pass_with_the_oldest_supported_versions(oldest_python):
     """Python 3.9, numpy 1.x, tiktoken without encode_to_numpy, an old pyarrow: the same tokens."""
+    # (but for a document of 2M characters without whitespace, which tiktoken before 0.8 cannot
+    # encode: its stack overflows; the script then says to upgrade it)
     r = subprocess.run([oldest_python, "-m", "pytest", "-o", "addopts=", "-q", "-x", "-p", "no:cacheprovider",
-                        os.path.join(ROOT, "tests", "test_exact.py")],
+                        os.path.join(ROOT, "tests", "test_exact.py"), "-k", "not marker_read_in_part"],
                        cwd=ROOT, env=dict(os.environ, EXACT_EXAMPLES="12"), capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

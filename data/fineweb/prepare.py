@@ -1084,53 +1084,49 @@ def parquet_position(inp: Input, unit: Unit, place: Optional[Place]) -> str:
     return f"row {parquet_first_row(inp, unit) + (place.row or 0 if place else 0):,}"
 
 
-def read_as_stored(meta, g, column) -> bool:
-    """Whether row group g's text is dictionary-encoded in pages that pyarrow can read as a
-    dictionary (it cannot from delta encodings, which may follow a dictionary that overflowed)."""
-    chunk = meta.row_group(g).column([meta.schema.column(i).path for i in range(meta.num_columns)].index(column))
-    return chunk.has_dictionary_page and set(chunk.encodings) <= {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY",
-                                                                   "RLE_DICTIONARY"}
+def parquet_readers(inp: Input, column: str) -> tuple:
+    """The file opened twice: for its text, and for its dictionaries (see parquet_batches)."""
+    _, pq = arrow()
+    return (pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False),
+            pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False, read_dictionary=[column]))
 
 
-def text_bytes(column) -> int:
-    """Bytes of text a batch's text column holds once decoded (a dictionary array: each row's
-    text, as often as rows hold it)."""
-    if hasattr(column, "dictionary"):
-        import pyarrow.compute as pc
-        return pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
-    return column.nbytes
+def parquet_batches(readers: tuple, inp: Input, g: int, column: str):
+    """Row group g's text column in batches of about PARQUET_BATCH_BYTES of text: by the
+    footer's size, which counts a dictionary-encoded text once however many rows repeat it, and
+    for such text at most as many rows as hold that much at the dictionary's longest text."""
+    plain, dictionaries = readers
+    rows, nbytes = inp.groups[g]
+    batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
+    if batch_rows > 1 and set(text_chunks(plain.metadata, column)[g][1].encodings) & DICTIONARY_ENCODINGS:
+        longest = longest_entry(dictionaries, column, g)
+        batch_rows = max(1, min(batch_rows, PARQUET_BATCH_BYTES // max(longest or 1, 1)))
+    return plain.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[column], use_threads=False)
 
 
 def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Config) -> Iterator[int]:
     """The rows of row groups [lo, hi) of a parquet file's text column, in batches of about
-    PARQUET_BATCH_BYTES of text, read page by page: of a row group only the page being decoded
-    is held. Dictionary-encoded text is read as it is stored (each distinct text once; the
-    footer's sizes count it so) and decoded a slice at a time, sized by what its rows hold."""
+    PARQUET_BATCH_BYTES of text (parquet_batches), read page by page: of a row group only the
+    page being decoded is held, and a batch is turned into strings a slice at a time, sized by
+    what its rows hold."""
     if place.row is None:
         place.row = 0
     done, total = 0, sum(rows for rows, _ in inp.groups[unit.lo:unit.hi])
     pa, pq = arrow()
     try:
-        pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
-        as_stored = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False,
-                                   read_dictionary=[config.text_column])
+        readers = parquet_readers(inp, config.text_column)
         for g in range(unit.lo, unit.hi):
-            rows, nbytes = inp.groups[g]
+            rows = inp.groups[g][0]
             at = done  # the unit's row where the next batch starts
             if done + rows > place.row:
-                batch_rows = max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1))
-                # (a batch of one row holds that row whatever the encoding: read as a dictionary, it costs a copy more)
-                reader = as_stored if batch_rows > 1 and read_as_stored(pf.metadata, g, config.text_column) \
-                    else pf
-                batches = reader.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[config.text_column],
-                                              use_threads=False)
+                batches = parquet_batches(readers, inp, g, config.text_column)
                 for batch in batches:
                     column, n = batch.column(0), batch.num_rows
                     del batch
                     if at + n >= done + rows:  # (the group's last batch: the reader's pages are freed before
                         batches.close()        # its text is copied into strings)
-                    # (dictionary-encoded text is larger than the footer said:)
-                    step = max(1, n * PARQUET_BATCH_BYTES // (text_bytes(column) + SEGMENT_CHARS * n))
+                    # (the footer's sizes are an average: rows may hold more)
+                    step = max(1, n * PARQUET_BATCH_BYTES // (column.nbytes + SEGMENT_CHARS * n))
                     for lo in range(0, n, step):
                         new = column.slice(lo, step)[max(place.row - at, 0):]  # (rows done before a resume)
                         at += min(step, n - lo)
@@ -1138,8 +1134,6 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
                             del column  # (the batch's last slice: only it is held while its text is copied)
                         if not len(new):
                             continue
-                        if pa.types.is_dictionary(new.type):
-                            new = new.dictionary_decode()
                         try:
                             texts = new.to_pylist()
                         except UnicodeDecodeError:  # (a writer that let invalid UTF-8 in: as in text files)
@@ -1235,15 +1229,13 @@ def jsonl_document_place(inp: Input, unit: Unit, place: Place, k: int, config: C
 
 def parquet_document_place(inp: Input, unit: Unit, place: Place, k: int, config: Config) -> str:
     """The row of the k-th row with text, not null nor empty (see read_parquet)."""
-    pa, pq = arrow()
+    pa, _ = arrow()
     import numpy as np  # (here, in the main process at the end of a run: a reader imports no numpy)
     import pyarrow.compute as pc
-    pf = pq.ParquetFile(inp.path, buffer_size=PARQUET_BATCH_BYTES, pre_buffer=False)
+    readers = parquet_readers(inp, config.text_column)
     row, skip = parquet_first_row(inp, unit), place.row or 0
     for g in range(unit.lo, unit.hi):
-        rows, nbytes = inp.groups[g]
-        for batch in pf.iter_batches(batch_size=max(1, PARQUET_BATCH_BYTES * rows // max(nbytes, 1)),
-                                     row_groups=[g], columns=[config.text_column], use_threads=False):
+        for batch in parquet_batches(readers, inp, g, config.text_column):
             texts = pc.fill_null(pc.greater(pc.binary_length(batch.column(0).cast(pa.large_binary())), 0), False)
             docs = np.flatnonzero(texts.to_numpy(zero_copy_only=False)[skip:]) + skip
             skip = max(skip - len(texts), 0)
@@ -2139,15 +2131,15 @@ def encode_array(enc, text, allowed=()):
         if (installed("tiktoken") or (99,)) >= (0, 11, 0):
             return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
         return np.array(enc.encode(text, allowed_special=set(allowed), disallowed_special=()), dtype=np.uint32)
-    except RuntimeError as e:  # tiktoken before 0.8 overflows its stack on a very long word
-        raise UserError(f"tiktoken {version('tiktoken')} failed on the text ({e}): old versions fail on runs "
-                        "of a million characters without whitespace; run: pip install -U tiktoken") from None
     except ValueError as e:  # its regex engine's backtracking limit (a look-around over a very long word)
         raise EncodeFailed(str(e)) from None
     except BaseException as e:  # a panic in tiktoken's Rust code is pyo3's PanicException, a BaseException
-        if type(e).__name__ != "PanicException":
+        if not isinstance(e, RuntimeError) and type(e).__name__ != "PanicException":
             raise
-        raise EncodeFailed(f"tiktoken panicked: {e}") from None
+        if (installed("tiktoken") or (99,)) < (0, 8, 0):  # (its stack overflows on a very long word)
+            raise UserError(f"tiktoken {version('tiktoken')} failed on the text ({e}): versions before 0.8 fail "
+                            "on runs of a million characters without whitespace; run: pip install -U tiktoken") from None
+        raise EncodeFailed(f"tiktoken failed: {e}") from None
 
 
 def long_space_cuts(text):

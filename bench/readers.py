@@ -26,18 +26,20 @@ import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "data", "fineweb"))
-import prepare  # noqa: E402
+from prep.cli import make_config
+from prep.inputs import open_inputs, plan_units
+from prep.readers import read_unit
 
 
 def read_units(paths, todo, go, done):
     """A reader: once started (go), reads the next unit from todo until none is left (as a run
     hands units to whichever reader is free), and reports when it is done."""
-    config = prepare.make_config(["--input", *paths, "--out-dir", "/nonexistent"])
-    inputs = prepare.open_inputs(config)
-    units = prepare.plan_units(inputs, config)
+    config = make_config(["--input", *paths, "--out-dir", "/nonexistent"])
+    inputs = open_inputs(config)
+    units = plan_units(inputs, config)
     go.wait()
     while (u := todo.get()) is not None:
-        for _ in prepare.read_unit(inputs, units[u], None, config):
+        for _ in read_unit(inputs, units[u], None, config):
             pass
     done.put(time.time())
 
@@ -45,8 +47,8 @@ def read_units(paths, todo, go, done):
 def stage(paths, readers):
     """Seconds for `readers` processes to read every unit (each takes the next unit when it is
     free), from the moment all have started (a process's start-up is not reading)."""
-    config = prepare.make_config(["--input", *paths, "--out-dir", "/nonexistent"])
-    n = len(prepare.plan_units(prepare.open_inputs(config), config))
+    config = make_config(["--input", *paths, "--out-dir", "/nonexistent"])
+    n = len(plan_units(open_inputs(config), config))
     ctx = mp.get_context("spawn")
     go, done, todo = ctx.Event(), ctx.Queue(), ctx.Queue()
     for u in [*range(n), *[None] * readers]:

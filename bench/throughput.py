@@ -37,7 +37,7 @@ import corpus
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 sys.path.insert(0, os.path.dirname(SCRIPT))
-from prepare import usable_cpus  # noqa: E402
+from prep.cli import usable_cpus
 
 CORES = usable_cpus()
 

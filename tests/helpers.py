@@ -18,7 +18,6 @@ SCRIPT = os.path.join(ROOT, "data", "fineweb", "prepare.py")
 
 # The product as a module, importable by name, as the reader processes it spawns import it.
 sys.path.insert(0, os.path.dirname(SCRIPT))
-import prepare  # noqa: E402,F401  (the tests use helpers.prepare)
 
 GPT2 = tiktoken.get_encoding("gpt2")
 EOT = GPT2.eot_token

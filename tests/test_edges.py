@@ -28,8 +28,13 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import corpus
 import memory
-from helpers import (SCRIPT, assert_user_error, digest, flat, prepare, read_bin,
+from helpers import (SCRIPT, assert_user_error, digest, flat, read_bin,
                      reference_docs, run, split_docs, txt_documents, txt_layout, write_parquet)
+from prep.cli import main, make_config
+from prep.config import CHUNK_CHARS, MAX_SEARCH
+from prep.inputs import kind_of, open_inputs, plan_units
+from prep.readers import read_unit
+from prep.streams import Input, STREAM_ERRORS, open_stream
 
 MEMORY_MIB = 256  # the README's bound for the defaults, whatever the input
 
@@ -177,7 +182,7 @@ def run_here(*args):
     """prepare.main in this process (cheap for small inputs); (exit code, stderr)."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = prepare.main([str(a) for a in args])
+        code = main([str(a) for a in args])
     return code, err.getvalue()
 
 
@@ -457,14 +462,14 @@ def test_a_json_line_nested_100000_deep_is_a_bad_line(tmp_path):
 def decompressed(path):
     """Every byte prepare's stream gives out of a compressed file, read 1,000 bytes at a time,
     and the error that ended it (None at a clean end)."""
-    kind, comp = prepare.kind_of(str(path))
-    stream, raw = prepare.open_stream(prepare.Input(str(path), kind, comp, 0, 0))
+    kind, comp = kind_of(str(path))
+    stream, raw = open_stream(Input(str(path), kind, comp, 0, 0))
     parts = []
     with raw:
         try:
             while block := stream.read(1000):
                 parts.append(block)
-        except prepare.STREAM_ERRORS as e:
+        except STREAM_ERRORS as e:
             return b"".join(parts), e
     return b"".join(parts), None
 
@@ -549,11 +554,11 @@ def test_dictionary_encoded_parquet_rows_come_in_small_batches(tmp_path):
     """4,000 copies of one 5,000-character row: the footer says 5 KB, the text is 19 MiB; no chunk
     of the reader holds more than about a chunk's worth."""
     write_parquet(tmp_path / "d.parquet", ["w" * 4999 + " "] * 4000, row_group_size=4000)
-    config = prepare.make_config(["--input", str(tmp_path / "d.parquet"), "--out-dir", str(tmp_path / "o")])
-    inputs = prepare.open_inputs(config)
+    config = make_config(["--input", str(tmp_path / "d.parquet"), "--out-dir", str(tmp_path / "o")])
+    inputs = open_inputs(config)
     sizes = [sum(len(seg.text) for seg in chunk.segments)
-             for chunk in prepare.read_unit(inputs, prepare.plan_units(inputs, config)[0], None, config)]
-    assert sum(sizes) == 4000 * 5000 and max(sizes) <= 2 * prepare.CHUNK_CHARS, max(sizes)
+             for chunk in read_unit(inputs, plan_units(inputs, config)[0], None, config)]
+    assert sum(sizes) == 4000 * 5000 and max(sizes) <= 2 * CHUNK_CHARS, max(sizes)
 
 
 # --- a long document comes in several chunks: only the last has a place to resume at ----------------
@@ -565,12 +570,12 @@ def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
     assert min(map(len, long_docs)) > 200_000
     rows = [long_docs[0], "short one", long_docs[1], long_docs[2], "another short one", *long_docs[3:]]
     (tmp_path / "long.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
-    config = prepare.make_config(["--input", str(tmp_path / "long.jsonl"), "--out-dir", str(tmp_path / "o"),
+    config = make_config(["--input", str(tmp_path / "long.jsonl"), "--out-dir", str(tmp_path / "o"),
                                   "--chunk-size", "20000"], piece_chars=100_000)
-    inputs = prepare.open_inputs(config)
-    chunks = list(prepare.read_unit(inputs, prepare.plan_units(inputs, config)[0], None, config))
+    inputs = open_inputs(config)
+    chunks = list(read_unit(inputs, plan_units(inputs, config)[0], None, config))
     sizes = [sum(len(seg.text) for seg in c.segments) for c in chunks]
-    assert max(sizes) < 2 * 20_000 + 100_000 + prepare.MAX_SEARCH and len(chunks) > 10, sizes
+    assert max(sizes) < 2 * 20_000 + 100_000 + MAX_SEARCH and len(chunks) > 10, sizes
     assert any(c.place is None and not c.finished for c in chunks)  # (chunks inside a document: no position)
     args = ["--input", tmp_path / "long.jsonl", "--val-fraction", 0.3, "--chunk-size", 20000,
             "--checkpoint-seconds", 0, "--workers", 1]

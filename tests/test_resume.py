@@ -10,7 +10,9 @@ import pytest
 
 import corpus
 from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     prepare, reference_docs, run, start, txt_layout, wait_for_progress)
+                     reference_docs, run, start, txt_layout, wait_for_progress)
+from prep.config import UserError
+from prep.formats import take_lock
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -281,7 +283,7 @@ def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monke
     """A run that opened the lock file just before the run holding it ended (and removed it)
     must not hold the removed file: a third run would then take a new one beside it."""
     folder, name = str(tmp_path), ".prepare.lock"
-    first = prepare.take_lock(folder, name, "run is writing to")
+    first = take_lock(folder, name, "run is writing to")
     real_open, ended = os.open, []
 
     def open_as_the_first_run_ends(path, *args):
@@ -293,8 +295,8 @@ def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monke
         return fd
 
     monkeypatch.setattr(os, "open", open_as_the_first_run_ends)
-    second = prepare.take_lock(folder, name, "run is writing to")
+    second = take_lock(folder, name, "run is writing to")
     monkeypatch.setattr(os, "open", real_open)
-    with pytest.raises(prepare.UserError, match="another run is writing to"):
-        prepare.take_lock(folder, name, "run is writing to")
+    with pytest.raises(UserError, match="another run is writing to"):
+        take_lock(folder, name, "run is writing to")
     assert second

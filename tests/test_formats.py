@@ -325,6 +325,7 @@ def test_verify_checks_a_bin_of_more_than_2_31_tokens(tmp_path):
     assert_user_error(run("--verify", "--out-dir", tmp_path), "train.bin", "bytes")
 
 
+@pytest.mark.unit
 def test_headers_past_2_31_tokens():
     """npy holds any count (the header stays 128 bytes and numpy reads the shape); llm.c's int32
     count holds at most 2^31 - 1, and more is refused in a sentence, before any work."""

@@ -8,17 +8,22 @@ import os
 import random
 import re
 import tempfile
+import time
+import zlib
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, strategies as st
 
 import corpus
-import memory
-from helpers import (assert_user_error, checkpoint, digest, flat, killed_at_random, read_bin,
-                     reference_docs, run, split_docs, txt_layout, write_parquet)
+from helpers import (DOCS_300, DOCS_400, assert_user_error, checkpoint, digest, documents_in, flat,
+                     jsonl_line, killed_at_random, read_bin, reference_docs, run, split_docs, summary_of,
+                     txt_layout, write_parquet)
 from strategies import DOCS, SETTINGS, TEXTS
 from prep.cli import main
+from prep.inputs import kind_of
+from prep.streams import Input, STREAM_ERRORS, open_stream
 
 COMPRESSIONS = ["", ".gz", ".bz2", ".xz", ".zst", ".lz4"]
 
@@ -234,6 +239,129 @@ def test_max_tokens_resumes_to_the_same_bytes(big_gz, tmp_path):
     assert digest(tmp_path / "out") == digest(tmp_path / "whole")
 
 
+# --- folders: two names of one file, configs and earlier output -----------------------------------
+
+def test_two_names_of_one_blob_are_two_files(tmp_path):
+    """The Hugging Face cache links files of the same content to one blob."""
+    blobs, snap = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir()
+    snap.mkdir()
+    (blobs / "sha").write_text(txt_layout(DOCS_300))
+    os.symlink(blobs / "sha", snap / "000.txt")
+    os.symlink(blobs / "sha", snap / "001.txt")
+    r = run("--input", snap, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert summary_of(tmp_path / "o")["train"]["documents"] == 2 * len(DOCS_300)
+
+
+def test_json_configs_in_a_folder_are_left_out_whatever_their_shape(tmp_path):
+    """A .json in a folder that is not JSON Lines (a pretty array, one line over 64 KiB) is left out
+    with a word, whatever its shape."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "data.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in DOCS_300))
+    (d / "files.json").write_text(json.dumps(["a.jsonl", "b.jsonl"], indent=1))  # a pretty array
+    (d / "meta.json").write_text(json.dumps({"sizes": list(range(20_000))}))  # one line over 64 KiB
+    r = run("--input", d, "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0, r.stderr
+    assert "files.json" in r.stderr and "meta.json" in r.stderr
+    assert summary_of(tmp_path / "o")["train"]["documents"] == len(DOCS_300)
+
+
+def test_a_folder_with_earlier_output_and_configs_reads_only_the_data(tmp_path):
+    """A folder holding the tool's own earlier output and .json configs that are not JSON Lines is
+    read for its data alone, the files left out named."""
+    data = tmp_path / "data" / "fineweb"
+    data.mkdir(parents=True)
+    (data / "train_fineweb.txt").write_text(txt_layout(DOCS_400))
+    assert run("--input", data / "train_fineweb.txt", "--out-dir", data).returncode == 0
+    (data / "config.json").write_text(json.dumps({"vocab_size": 50304, "n_layer": 12}, indent=2))
+    (data / "meta.json").write_text(json.dumps({"source": "fineweb"}))  # one line, no text key
+    r = run("--input", data, "--out-dir", tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr
+    assert "config.json" in r.stderr and "meta.json" in r.stderr  # (said, not silent)
+    assert documents_in(tmp_path / "elsewhere") == len(DOCS_400)
+    assert [p["path"] for p in summary_of(tmp_path / "elsewhere")["inputs"]] == [str(data / "train_fineweb.txt")]
+
+
+# --- compressed streams as Python reads them; long JSON lines -------------------------------------
+
+def decompressed(path):
+    """Every byte prepare's stream gives out of a compressed file, read 1,000 bytes at a time,
+    and the error that ended it (None at a clean end)."""
+    kind, comp = kind_of(str(path))
+    stream, raw = open_stream(Input(str(path), kind, comp, 0, 0))
+    parts = []
+    with raw:
+        try:
+            while block := stream.read(1000):
+                parts.append(block)
+        except STREAM_ERRORS as e:
+            return b"".join(parts), e
+    return b"".join(parts), None
+
+
+@pytest.mark.unit
+def test_compressed_files_are_read_as_pythons_own_readers_read_them(tmp_path):
+    """Padding and trailing bytes after the last member, as gzip.open, bz2.open and lzma.open
+    take them; a gzip file cut short gives out all zlib can (the last match included)."""
+    text = txt_layout(DOCS_300).encode()
+    cases = {"pad.txt.gz": (gzip.compress(text) + b"\0" * 100, gzip.open),
+             "two.txt.gz": (gzip.compress(text) + gzip.compress(text), gzip.open),
+             "junk.txt.bz2": (bz2.compress(text) + b"junk", bz2.open),
+             "pad.txt.xz": (lzma.compress(text) + b"\0" * 4, lzma.open),
+             "junk.txt.xz": (lzma.compress(text) + b"junk", lzma.open)}
+    for name, (data, opener) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        try:
+            with opener(tmp_path / name) as f:
+                want = f.read()
+        except (OSError, EOFError, lzma.LZMAError):
+            continue  # (the stdlib refuses it: no promise)
+        assert decompressed(tmp_path / name) == (want, None), name
+    for cut in (89, 153, 216):
+        (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(b"x" * 200_000)[:cut])
+        got, error = decompressed(tmp_path / "cut.txt.gz")
+        assert got == zlib.decompressobj(wbits=31).decompress(gzip.compress(b"x" * 200_000)[:cut])
+        assert error is not None
+
+
+@pytest.mark.slow
+def test_long_whitespace_runs_in_json_lines_give_no_traceback(tmp_path):
+    """48 MB of whitespace in one value, and 1.5 M spaces before a word (tiktoken's regex
+    overflows its backtracking stack on such a run followed by a non-space)."""
+    lines = [{"text": "\n" + " " * (48 << 20) + "\n"}, {"text": "x" + " " * (3 << 19) + "end"},
+             {"text": "last document"}]
+    (tmp_path / "ws.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines))
+    r = run("--input", tmp_path / "ws.jsonl", "--out-dir", tmp_path / "o", "--val-fraction", 0)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert summary_of(tmp_path / "o")["train"]["documents"] == 3
+    last = flat(reference_docs(["last document"]))
+    assert read_bin(tmp_path / "o" / "train.bin")[-len(last):] == last
+
+
+@pytest.mark.slow
+def test_one_long_json_line_costs_no_more_with_a_small_chunk_size(tmp_path):
+    """A 16 MiB line of long one-token words (cheap to encode, so reading dominates). Reading
+    a line in chunks must stay linear in its length. (Copying the line read so far at each chunk
+    costs length^2 / chunk size: here that was ~7x the default's time at --chunk-size 16384, but
+    only ~2x at 65536, too close to call on a fast machine; a linear reader takes ~1x at both.)"""
+    rng = np.random.default_rng(3)
+    words = np.array([w for w in corpus.WORDS if len(w) >= 9])
+    text = " ".join(words[rng.integers(0, len(words), 1_600_000)])[:16 << 20].strip()
+    (tmp_path / "long.jsonl").write_text(jsonl_line(text) + "\n" + jsonl_line("a short one") + "\n")
+    times = {}
+    for chunk in (16384, None):
+        out = tmp_path / f"o{chunk}"
+        t = time.perf_counter()
+        r = run("--input", tmp_path / "long.jsonl", "--out-dir", out, "--val-fraction", 0,
+                *(["--chunk-size", chunk] if chunk else []))
+        times[chunk] = time.perf_counter() - t
+        assert r.returncode == 0, r.stderr
+        assert read_bin(out / "train.bin") == flat(reference_docs([text, "a short one"]))
+    assert times[16384] < 3 * times[None], times
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 DOCS_OK = [f"Document number {i}: some words and a number {i * 7}." for i in range(4000)]
@@ -323,62 +451,6 @@ def test_text_key_and_null_values(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_bin(tmp_path / "o" / "train.bin") == flat(reference_docs(["first", "second <|endoftext|> is text", "  "]))
     assert "2 null or empty rows" in r.stderr
-
-
-# --- memory: bounded whatever the input's shape ------------------------------------------------
-
-MEMORY_MIB = 256  # the README's bound for the defaults, whatever the input
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["tiny.jsonl", "tiny.txt"])
-def test_many_tiny_documents_in_bounded_memory(name, tmp_path):
-    """8 MB of one-character documents (560,000 of them): a chunk is bounded in documents as well as
-    in characters, so their objects do not pile up (before: about 290 MiB)."""
-    n = 8_000_000 // 15
-    line = json.dumps({"text": "a"}) + "\n" if name.endswith(".jsonl") else "a<|endoftext|>"
-    (tmp_path / name).write_text(line * n)
-    out = tmp_path / "o"
-    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / name, "--out-dir", out])
-    assert code == 0 and "Traceback" not in err, err
-    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB for {n:,} tiny documents"
-    tokens = read_bin(out / "train.bin") + read_bin(out / "val.bin")
-    assert split_docs(tokens) == reference_docs(["a"]) * n
-
-
-@pytest.mark.slow
-def test_dictionary_encoded_parquet_rows_that_repeat_in_bounded_memory(tmp_path):
-    """3,000 rows of one 100 KB document, stored once (a 60 KB file whose footer counts 100 KB of
-    text for 300 MB): batches are sized by what the rows hold once decoded. --max-tokens stops the
-    run early: the memory was taken by the first batch (before: the whole row group decoded, ~590 MiB)."""
-    doc = " ".join(corpus.documents(200_000, seed=7))[:100_000]
-    write_parquet(tmp_path / "d.parquet", [doc] * 3000, row_group_size=3000)  # (pyarrow's default encoding)
-    assert os.path.getsize(tmp_path / "d.parquet") < 200_000
-    out = tmp_path / "o"
-    peak, code, err = memory.peak_rss_mib(["--input", tmp_path / "d.parquet", "--out-dir", out,
-                                           "--val-fraction", 0, "--max-tokens", 100_000])
-    assert code == 0 and "Traceback" not in err, err
-    assert peak < MEMORY_MIB, f"peak {peak:.0f} MiB"
-    docs = split_docs(read_bin(out / "train.bin"))
-    assert docs == reference_docs([doc]) * len(docs) and 100_000 <= sum(map(len, docs)) < 150_000
-
-
-@pytest.mark.slow
-def test_one_huge_parquet_row_costs_about_twice_its_size(tmp_path):
-    """One row of 8 MB, then of 40 MB: each MB more of the row costs under 4 MiB more at the peak
-    (here about 2.6: the row and its pieces, and pyarrow's copies while it decodes; before: 6)."""
-    text = " ".join(corpus.documents(2_000_000, seed=5))  # (distinct beyond snappy's reach: a file of
-    peaks = []                                           # megabytes, read by a reader process)
-    for mb in (8, 40):
-        row = (text * (mb // 2 + 1))[:mb << 20]
-        write_parquet(tmp_path / f"{mb}.parquet", [row])
-        out = tmp_path / f"o{mb}"
-        peak, code, err = memory.peak_rss_mib(["--input", tmp_path / f"{mb}.parquet", "--out-dir", out,
-                                               "--val-fraction", 0])
-        assert code == 0 and "Traceback" not in err, err
-        assert split_docs(read_bin(out / "train.bin")) == reference_docs([row])
-        peaks.append(peak)
-    assert (peaks[1] - peaks[0]) / 32 < 4, peaks
 
 
 # --- --max-tokens names the last document it kept ------------------------------------------------

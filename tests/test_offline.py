@@ -10,7 +10,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import GPT2, ROOT, assert_user_error, read_bin, reference_docs, split_docs
+from helpers import GPT2, ROOT, SCRIPT, assert_user_error, read_bin, reference_docs, split_docs
 
 # no vocabulary cache and no way out: a download attempt fails at once (an unreachable proxy)
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
@@ -81,3 +81,27 @@ def test_a_damaged_or_missing_vocabulary_file_is_one_sentence(tmp_path):
     vocab.unlink()   # prepare.py copied alone
     r = subprocess.run(args, env=offline_env(tmp_path), capture_output=True, text=True)
     assert_user_error(r, "gpt2.tiktoken", "copy the whole folder")
+
+
+def test_offline_message_names_the_real_cache_folder(tmp_path):
+    """Offline, the message names the real vocabulary cache folder, not a placeholder."""
+    (tmp_path / "in.txt").write_text("hello")
+    env = {k: v for k, v in os.environ.items() if k not in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")}
+    env.update(TMPDIR=str(tmp_path / "t"), HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    (tmp_path / "t").mkdir()
+    r = subprocess.run([sys.executable, SCRIPT, "--input", tmp_path / "in.txt", "--out-dir", tmp_path / "o",
+                        "--encoding", "cl100k_base"],   # (gpt2 ships with the script)
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert_user_error(r, str(tmp_path / "t" / "data-gym-cache"))
+    assert "<tmp>" not in r.stderr
+
+
+def test_the_vocabulary_builder_says_when_npm_is_missing(tmp_path):
+    """The tests' vocabulary builder (tests/vocab.py) says so when npm is missing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(sys.executable, bin_dir / "python3")
+    vocab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vocab.py")
+    r = subprocess.run([sys.executable, vocab, tmp_path / "cache"], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=str(bin_dir)), timeout=120)
+    assert_user_error(r, "npm is not installed")

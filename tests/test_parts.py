@@ -26,6 +26,8 @@ from prep.kinds import add_text
 from prep.readers import read_unit
 from prep.splits import SplitState, split_chunk
 
+pytestmark = pytest.mark.unit
+
 
 # --- the Cutter: pieces at the first safe cut at or after every piece_chars characters -----------
 

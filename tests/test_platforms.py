@@ -128,6 +128,7 @@ def test_paths_with_spaces_and_non_ascii_characters_on_a_console_that_cannot_sho
     assert_user_error(r, "missing \\u4e2d\\u6587.txt", "no such file")
 
 
+@pytest.mark.unit
 def test_default_workers_are_the_cpus_this_process_may_use(monkeypatch):
     if hasattr(os, "process_cpu_count"):
         assert make_config([]).workers == os.process_cpu_count()
@@ -192,6 +193,7 @@ def test_a_package_older_than_the_floor_gets_one_sentence(oldest_python, tmp_pat
     assert r.stderr.count("\n") == 1
 
 
+@pytest.mark.unit
 def test_requirements_name_the_floors_the_script_checks():
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         floors = dict(line.strip().split(">=") for line in f if line.strip())

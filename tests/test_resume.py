@@ -4,15 +4,20 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 import corpus
-from helpers import (FAST_CHECKPOINTS, assert_user_error, checkpoint, digest, interrupt, killed_at_random,
-                     reference_docs, run, start, txt_layout, wait_for_progress)
-from prep.config import UserError
+from helpers import (DOCS_400, FAST_CHECKPOINTS, SCRIPT, assert_user_error, checkpoint, digest, flat, interrupt,
+                     killed_at_random, read_bin, reference_docs, run, start, txt_layout, wait_for_progress)
+from prep.cli import make_config
+from prep.config import MAX_SEARCH, UserError
 from prep.formats import take_lock
+from prep.inputs import open_inputs, plan_units
+from prep.readers import read_unit
 
 @pytest.fixture(scope="module")
 def corpus_txt(tmp_path_factory):
@@ -279,6 +284,7 @@ def test_no_lock_file_stays_after_a_run_ends(tmp_path):
     assert sorted(n for n in os.listdir(out) if n.startswith(".")) == [], os.listdir(out)
 
 
+@pytest.mark.unit
 def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monkeypatch):
     """A run that opened the lock file just before the run holding it ended (and removed it)
     must not hold the removed file: a third run would then take a new one beside it."""
@@ -300,3 +306,121 @@ def test_a_lock_file_removed_as_a_run_ends_lets_no_second_run_in(tmp_path, monke
     with pytest.raises(UserError, match="another run is writing to"):
         take_lock(folder, name, "run is writing to")
     assert second
+
+
+# --- signals in the first seconds and while stopping ----------------------------------------------
+
+def message_lines(stderr):
+    """stderr without the progress bar: the lines a person reads."""
+    lines = (line.split("\r")[-1].strip() for line in stderr.split("\n"))
+    return [line for line in lines if line and not line.startswith("tokenizing")]
+
+
+@pytest.fixture(scope="module")
+def txt20(tmp_path_factory):
+    """A 20 MB txt (reader processes are spawned) and the digest of an uninterrupted run."""
+    d = tmp_path_factory.mktemp("txt20")
+    corpus.write_txt(d / "in.txt", 20 << 20, seed=61)
+    r = run("--input", d / "in.txt", "--out-dir", d / "whole", "--val-fraction", 0.01)
+    assert r.returncode == 0, r.stderr
+    return d / "in.txt", digest(d / "whole")
+
+
+def interpreter_startup():
+    """Seconds Python takes here before it runs a script's first line (the slowest of 3). A signal
+    before then meets Python's own startup, which no script can handle: SIGINT stops it with
+    "Fatal Python error: init_import_site", SIGTERM kills it silently."""
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t)
+    return max(times)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_in_the_first_seconds_stops_cleanly_and_resumes(txt20, sig, tmp_path):
+    """The moments count from when the script starts running (imports, the reader's spawn, the
+    first chunks); then the same command finishes with the bytes of an uninterrupted run."""
+    path, whole = txt20
+    startup = interpreter_startup() + 0.02
+    for delay in (0.05, 0.3, 0.8, 1.5, 2.5):
+        out = tmp_path / f"out{delay}"
+        args = [sys.executable, SCRIPT, "--input", str(path), "--out-dir", str(out), "--val-fraction", "0.01"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        time.sleep(startup + delay)
+        try:
+            os.killpg(proc.pid, sig)  # (as Ctrl-C reaches the whole process group)
+        except ProcessLookupError:
+            pass
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, (delay, err)
+        assert proc.returncode in (128 + sig, 0), (delay, proc.returncode, err)
+        if proc.returncode:
+            said = message_lines(err)
+            assert len(said) == 1, (delay, err)
+        r = run(*args[2:])
+        assert r.returncode == 0, (delay, r.stderr)
+        assert digest(out) == whole, delay
+
+
+def test_a_second_stop_signal_says_what_was_kept(tmp_path):
+    """A second stop signal while stopping says what was kept and how to go on."""
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_400 * 400))
+    out = tmp_path / "o"
+    proc = start("--input", tmp_path / "a.txt", "--out-dir", out, "--chunk-size", 20000, "--checkpoint-seconds", 0)
+    wait_for_progress(out, proc, pause=True)
+    proc.send_signal(signal.SIGINT)  # (two different signals stay pending together while stopped)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "stopped at once" in err and "run the same command to continue" in err
+
+
+# --- resuming inside long documents; a checkpoint that recorded nothing ---------------------------
+
+@pytest.mark.slow
+def test_long_documents_come_in_bounded_chunks_and_resume_anywhere(tmp_path):
+    """Documents longer than a chunk come in bounded chunks, only the last of a document has a place
+    to resume at, and a kill before any of the first checkpoints resumes to the same bytes."""
+    pool = list(corpus.documents(2_000_000, seed=3))
+    long_docs = [" ".join(pool[i::7]) for i in range(7)]  # ~290K characters each
+    assert min(map(len, long_docs)) > 200_000
+    rows = [long_docs[0], "short one", long_docs[1], long_docs[2], "another short one", *long_docs[3:]]
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    config = make_config(["--input", str(tmp_path / "long.jsonl"), "--out-dir", str(tmp_path / "o"),
+                                  "--chunk-size", "20000"], piece_chars=100_000)
+    inputs = open_inputs(config)
+    chunks = list(read_unit(inputs, plan_units(inputs, config)[0], None, config))
+    sizes = [sum(len(seg.text) for seg in c.segments) for c in chunks]
+    assert max(sizes) < 2 * 20_000 + 100_000 + MAX_SEARCH and len(chunks) > 10, sizes
+    assert any(c.place is None and not c.finished for c in chunks)  # (chunks inside a document: no position)
+    args = ["--input", tmp_path / "long.jsonl", "--val-fraction", 0.3, "--chunk-size", 20000,
+            "--checkpoint-seconds", 0, "--workers", 1]
+    whole = tmp_path / "whole"
+    assert run(*args, "--out-dir", whole).returncode == 0
+    assert read_bin(whole / "train.bin") + read_bin(whole / "val.bin") != []
+    for n in (1, 2, 3, 5, 8):
+        out = tmp_path / f"k{n}"
+        r = run(*args, "--out-dir", out, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": str(n)})
+        assert r.returncode != 0 or not (out / "prepare.checkpoint.json").exists()
+        r = run(*args, "--out-dir", out)
+        assert r.returncode == 0, r.stderr
+        for name in ("train.bin", "val.bin"):
+            assert (out / name).read_bytes() == (whole / name).read_bytes(), (n, name)
+    ref = reference_docs(rows)
+    got = read_bin(whole / "train.bin") + read_bin(whole / "val.bin")
+    assert sorted(got) == sorted(flat(ref))
+
+
+def test_a_checkpoint_that_recorded_no_tokens_does_not_block_other_options(tmp_path):
+    """A checkpoint that recorded no tokens does not block a run with other options."""
+    (tmp_path / "a.txt").write_text(txt_layout(DOCS_400))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "prepare.checkpoint.json").write_text(json.dumps(dict(fingerprint={"other": 1}, files=None)))
+    r = run("--input", tmp_path / "a.txt", "--out-dir", out, "--val-fraction", 0.01)
+    assert r.returncode == 0, r.stderr

@@ -1,20 +1,25 @@
 """Units of work fixed by the inputs: the same bytes for any unit size, any number of reader
 processes, any number of machines (--shard I/N, then --merge), and after kills anywhere."""
+import glob
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
+import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import corpus
-from helpers import (ROOT, SCRIPT, assert_user_error, flat, killed_at_random, read_bin,
-                     reference_docs, run, split_docs, start, txt_documents, write_parquet)
+import helpers
+from helpers import (DOCS_400, ROOT, SCRIPT, assert_user_error, documents_in, flat, killed_at_random, read_bin,
+                     reference_docs, run, sha_and_size, split_docs, start, summary_of, txt_documents,
+                     txt_layout, write_parquet)
 from strategies import SETTINGS, TEXTS
 from prep.cli import main
 
@@ -133,6 +138,137 @@ def test_merge_with_a_missing_unit_refuses_names_it_and_changes_nothing(mixed, t
     err = capsys.readouterr().err
     assert "--merge needs every unit's part" in err and "unit 1 (" in err and "a.txt at byte 100,000" in err, err
     assert sorted(n for n in os.listdir(out) if n != ".prepare.lock") == before
+
+
+# --- --merge: rerun after a failed merge, what it says, one set of parts for several outputs ------
+
+@pytest.fixture(scope="module")
+def four_txt(tmp_path_factory):
+    """Four ~80 KB txt files (four units), their documents, and the total reference tokens."""
+    d = tmp_path_factory.mktemp("four")
+    paths, docs = [], []
+    for k in range(4):
+        path = d / f"in{k}.txt"
+        corpus.write_txt(path, 80_000, seed=100 + k)
+        paths.append(path)
+        docs += txt_documents(path.read_text(encoding="utf-8"))
+    return paths, reference_docs(docs)
+
+
+def parts_then_failed_merge(inputs, out, args, parts_from=None):
+    """The parts of two --shard runs (or a copy of them) in out, then a --merge whose summary
+    cannot be written (a folder named summary.json.tmp), then the folder removed."""
+    if parts_from:
+        shutil.copytree(os.path.join(parts_from, "parts"), os.path.join(out, "parts"))
+    else:
+        for shard in ("0/2", "1/2"):
+            r = run("--input", *inputs, "--out-dir", out, "--shard", shard)
+            assert r.returncode == 0, r.stderr
+    os.mkdir(os.path.join(out, "summary.json.tmp"))
+    r = run("--input", *inputs, "--out-dir", out, "--merge", *args)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, \
+        "a folder named summary.json.tmp no longer makes the summary write fail: update this test\n" + r.stderr
+    os.rmdir(os.path.join(out, "summary.json.tmp"))
+    return run("--input", *inputs, "--out-dir", out, "--merge", *args)
+
+
+def llmc_shard_files(out):
+    """name -> (bytes, sha256) of each llm.c shard."""
+    return {os.path.basename(p): sha_and_size(p) for p in sorted(glob.glob(os.path.join(out, "fineweb_*.bin")))}
+
+
+@pytest.mark.slow
+def test_merge_with_max_tokens_rerun_after_its_final_checkpoint_adds_nothing(four_txt, tmp_path):
+    """A --merge with --max-tokens rerun after a failed summary write, and once more when done, gives
+    the one-machine bytes (train.bin and val.bin, and llm.c shards from the same parts)."""
+    inputs, ref = four_txt
+    budget = len(flat(ref)) // 2
+    # nanoGPT's train.bin / val.bin
+    args = ["--max-tokens", budget, "--val-fraction", 0.02]
+    r = run("--input", *inputs, "--out-dir", tmp_path / "one", *args)
+    assert r.returncode == 0, r.stderr
+    kept = sorted(split_docs(read_bin(tmp_path / "one" / "train.bin")) +
+                  split_docs(read_bin(tmp_path / "one" / "val.bin")))  # (the first documents)
+    assert kept == sorted(ref[:len(kept)]) and len(flat(kept)) >= budget > len(flat(ref[:len(kept) - 1]))
+    merged = tmp_path / "merged"
+    r = parts_then_failed_merge(inputs, merged, args)
+    assert r.returncode == 0, r.stderr
+    assert helpers.digest(merged) == helpers.digest(tmp_path / "one")
+    r = run("--input", *inputs, "--out-dir", merged, "--merge", *args)  # once more: already done
+    assert r.returncode == 0, r.stderr
+    assert helpers.digest(merged) == helpers.digest(tmp_path / "one")
+    # llm.c shards, from the same parts
+    args = ["--format", "llmc", "--max-tokens", budget, "--val-tokens", 2000, "--shard-tokens", 6000]
+    r = run("--input", *inputs, "--out-dir", tmp_path / "one_llmc", *args)
+    assert r.returncode == 0, r.stderr
+    r = parts_then_failed_merge(inputs, tmp_path / "merged_llmc", args, parts_from=merged)
+    assert r.returncode == 0, r.stderr
+    want, got = llmc_shard_files(tmp_path / "one_llmc"), llmc_shard_files(tmp_path / "merged_llmc")
+    assert len(want) >= 3 and list(got) == list(want)
+    assert got == want
+    one, two = summary_of(tmp_path / "one_llmc"), summary_of(tmp_path / "merged_llmc")
+    assert [one[s] for s in ("train", "val")] == [two[s] for s in ("train", "val")]
+
+
+def four_inputs(tmp_path):
+    """Four small txt inputs of 100 documents each (four units)."""
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"in{i}.txt")
+        files[-1].write_text(txt_layout(DOCS_400[i * 100:(i + 1) * 100]))
+    return files
+
+
+def test_merge_names_the_changed_input_and_the_shard_to_rerun(tmp_path):
+    """--merge names the input that changed, and for a missing part the shard to rerun."""
+    files, out = four_inputs(tmp_path), tmp_path / "o"
+    args = ["--input", *files, "--out-dir", out, "--val-fraction", 0.01]
+    for i in range(2):
+        assert run(*args, "--shard", f"{i}/2").returncode == 0
+    os.utime(files[2], (1, 1))  # touch: another modification time
+    r = run(*args, "--merge")
+    assert_user_error(r, "in2.txt", "changed", "--shard")
+    assert "unit 0" not in r.stderr
+    for i in range(2):
+        assert run(*args, "--shard", f"{i}/2").returncode == 0
+    os.remove(out / "parts" / "unit0000003.bin")
+    r = run(*args, "--merge")
+    assert_user_error(r, "unit 3", "--shard 1/2")
+    assert "--shard 0/2" not in r.stderr
+
+
+def test_one_set_of_parts_merges_into_several_outputs(tmp_path):
+    """One set of parts (--parts-dir) merges into several outputs, each what one machine writes."""
+    files, parts = four_inputs(tmp_path), tmp_path / "parts"
+    common = ["--input", *files, "--parts-dir", parts]
+    for i in range(2):
+        assert run(*common, "--out-dir", tmp_path / "x", "--shard", f"{i}/2").returncode == 0
+    assert not (tmp_path / "x" / "parts").exists()
+    r = run(*common, "--out-dir", tmp_path / "bin", "--merge", "--val-fraction", 0.01)
+    assert r.returncode == 0, r.stderr
+    r = run(*common, "--out-dir", tmp_path / "llmc", "--merge", "--format", "llmc", "--val-tokens", 1000)
+    assert r.returncode == 0, r.stderr
+    one = tmp_path / "one"
+    assert run("--input", *files, "--out-dir", one, "--val-fraction", 0.01).returncode == 0
+    for name in ("train.bin", "val.bin"):
+        assert (tmp_path / "bin" / name).read_bytes() == (one / name).read_bytes()
+    llmc = sorted((p for p in os.listdir(tmp_path / "llmc") if p.endswith(".bin")), key=lambda p: p[-10:])
+    tokens = np.concatenate([np.fromfile(tmp_path / "llmc" / p, np.uint16)[512:] for p in llmc])
+    assert tokens.tolist()[1:] + [50256] == flat(reference_docs(DOCS_400))
+
+
+def test_a_merge_says_merging_and_a_shard_says_what_comes_next(tmp_path):
+    """A --shard run says what comes next (--merge), and the merge's progress says merging."""
+    files = four_inputs(tmp_path)
+    args = ["--input", *files, "--out-dir", tmp_path / "o", "--val-fraction", 0.01]
+    r = run(*args, "--shard", "0/1")
+    assert r.returncode == 0 and "once more with --merge (and without --shard" in r.stdout, r.stdout
+    r = run(*args, "--merge")   # what it says to do next
+    assert r.returncode == 0 and re.search(r"^merging: \d+%", r.stderr, re.M) and "tokenizing" not in r.stderr, r.stderr
+    docs = txt_documents("".join(f.read_text() for f in files))
+    assert documents_in(tmp_path / "o") == len(docs)
+    assert sorted(read_bin(tmp_path / "o" / "train.bin") + read_bin(tmp_path / "o" / "val.bin")) == \
+        sorted(flat(reference_docs(docs)))
 
 
 # --- real processes killed at random moments -----------------------------------------------

@@ -180,7 +180,7 @@ def test_a_shard_run_shows_progress_inside_a_compressed_unit(tmp_path):
     r = run("--input", tmp_path / "big.txt.gz", "--out-dir", tmp_path / "o", "--shard", "0/1",
             "--chunk-size", 20000)
     assert r.returncode == 0, r.stderr
-    percents = [int(p) for p in re.findall(r"^shard 0/1: (\d+)%", r.stderr, re.M)]
+    percents = [int(p) for p in re.findall(r"^share 0/1: (\d+)%", r.stderr, re.M)]
     assert any(0 < p < 100 for p in percents), r.stderr  # (one unit: before, progress came at its end)
 
 

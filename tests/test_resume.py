@@ -255,7 +255,7 @@ def test_progress_after_a_resume_counts_the_whole_runs_tokens(shard, tmp_path):
     what = ["--shard", "0/1"] if shard else []
     args = ["--input", *paths, "--out-dir", tmp_path / "o", *what, *FAST_CHECKPOINTS]
     killed = run(*args, env={"PREPARE_TEST_KILL_BEFORE_CHECKPOINT": "5"}) if not shard else None
-    if shard:  # (a shard run has no checkpoints: it is killed once it has finished a unit)
+    if shard:  # (a share's run (--shard) has no checkpoints: it is killed once it has finished a unit)
         proc = start(*args)
         while not (tmp_path / "o" / "parts" / "unit0000000.json").exists():
             time.sleep(0.01)
@@ -273,7 +273,7 @@ def test_progress_after_a_resume_counts_the_whole_runs_tokens(shard, tmp_path):
 
 @pytest.mark.slow
 def test_no_lock_file_stays_after_a_run_ends(tmp_path):
-    """A finished, a stopped, a refused and a shard run each remove their lock file as they end."""
+    """A finished, a stopped, a refused and a share's run each remove their lock file as they end."""
     (tmp_path / "in.txt").write_text(txt_layout([f"document {i} with some words" for i in range(40000)]))
     inputs, out = [tmp_path / "in.txt"], tmp_path / "out"
     stopped_run(inputs, out)

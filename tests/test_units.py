@@ -314,10 +314,10 @@ def test_a_second_run_of_the_same_shard_is_refused(files, tmp_path):
     out = tmp_path / "o"
     proc = start("--input", *files, "--out-dir", out, "--shard", "1/2")
     try:
-        while not (out / ".prepare-shard-1.lock").exists():
+        while not (out / ".prepare-share-1.lock").exists():
             time.sleep(0.01)
         proc.send_signal(signal.SIGSTOP)
-        assert_user_error(run("--input", *files, "--out-dir", out, "--shard", "1/2"), "another run of this shard")
+        assert_user_error(run("--input", *files, "--out-dir", out, "--shard", "1/2"), "another run of this share")
         r = run("--input", *files, "--out-dir", out, "--shard", "0/2")  # another shard goes on
         assert r.returncode == 0, r.stderr
     finally:
@@ -380,7 +380,7 @@ def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(file
     logs = {p.name: p.read_text() for p in tmp_path.glob("*.log")}
     assert sorted(logs) == ["merge.log", "task-3.log", "task-4.log", "task-5.log", "task-6.log"], logs
     for k in range(4):  # array tasks 3..6 are shards 0..3 of 4
-        assert f"done: shard {k}/4" in logs[f"task-{k + 3}.log"], logs
+        assert f"done: share {k}/4" in logs[f"task-{k + 3}.log"], logs
     assert "done:" in logs["merge.log"], logs["merge.log"]
     names = sorted(n for n in os.listdir(one) if n.endswith(".bin"))
     assert names == sorted(n for n in os.listdir(out) if n.endswith(".bin")) and len(names) > 2
@@ -388,7 +388,7 @@ def test_a_slurm_job_array_and_a_dependent_merge_give_the_one_machine_bytes(file
 
 
 def test_restart_of_a_shard_redoes_that_shards_parts_and_leaves_the_others(tmp_path):
-    """--shard I/N --restart makes this shard's parts again (a damaged one included) and keeps
+    """--shard I/N --restart makes this share's parts again (a damaged one included) and keeps
     the other shards' parts."""
     paths = []
     for k in range(3):  # (three files: three units)
@@ -404,4 +404,4 @@ def test_restart_of_a_shard_redoes_that_shards_parts_and_leaves_the_others(tmp_p
     r = run("--input", *paths, "--out-dir", out, "--shard", "0/3", "--restart")
     assert r.returncode == 0 and "1 unit written" in r.stdout, r.stdout + r.stderr
     assert (out / "parts" / "unit0000000.bin").read_bytes() == parts["unit0000000.bin"]
-    assert (out / "parts" / "unit0000001.bin").read_bytes() != parts["unit0000001.bin"], "another shard's part was redone"
+    assert (out / "parts" / "unit0000001.bin").read_bytes() != parts["unit0000001.bin"], "another share's part was redone"

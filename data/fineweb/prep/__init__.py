@@ -12,7 +12,7 @@
     splits      which pieces go to train and val
     formats     files on disk: durable writes, the lock, a writer per output format (FORMATS)
     folder      the output folder: checkpoint, summary, resume
-    run         the run: one loop from encoded chunks to the output or a shard's parts
+    run         the run: one loop from encoded chunks to the output or a share's parts
     verify      --verify
     cli         the command line, main
 

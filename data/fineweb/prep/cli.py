@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--readers", type=int, default=None,
                    help=f"reader processes (default: one per {CORES_PER_READER} workers); output does not depend on it")
     p.add_argument("--shard", type=shard_arg, default=None,
-                   help="I/N: process only shard I of N of the input's units into --parts-dir, for "
+                   help="I/N: process only share I of N of the input (its units) into --parts-dir, for "
                         "--merge to join (default in a Slurm job array: the task's place in it)")
     p.add_argument("--merge", action="store_true", help="join the parts of all --shard runs into the output")
     p.add_argument("--parts-dir", help="where --shard runs write their parts and --merge reads them "
@@ -93,7 +93,7 @@ def make_config(argv, **sizes) -> Config:
     if args.shard is None and not args.merge:
         args.shard = slurm_shard()
     if args.shard and args.merge:
-        p.error("--merge joins the shards: run it without --shard, once every shard is done")
+        p.error("--merge joins the parts of every share: run it without --shard, once every share is done")
     fmt = FORMATS[args.format]
     val_rule, given = val_rule_of(args)
     return Config(

@@ -1,4 +1,4 @@
-"""The run: one loop takes encoded chunks in order into where they go (the output, or a shard's
+"""The run: one loop takes encoded chunks in order into where they go (the output, or a share's
 parts), with progress, checkpoints and stops
 """
 from __future__ import annotations
@@ -155,7 +155,7 @@ class ToOutput:
 
 
 class ToParts:
-    """Chunks into a shard's parts: unit{u}.bin (tokens, EOT after each document) and .json
+    """Chunks into a share's parts (--shard I/N): unit{u}.bin (tokens, EOT after each document) and .json
     (where pieces end other than at EOT, the documents' own tokens with the EOT's id, counts). A
     finished unit's part is final (written under another name, fsynced, renamed); a rerun skips
     it, so a stop loses at most the units in progress."""
@@ -331,7 +331,7 @@ def setup(config: Config) -> tuple:
     units = plan_units(inputs, config)
     tok = load_tokenizer(config)
     dtype = np.uint16 if tok.n_vocab <= 1 << 16 else np.uint32
-    lock_name, who = (f".prepare-shard-{config.shard[0]}.lock", "run of this shard is writing to") \
+    lock_name, who = (f".prepare-share-{config.shard[0]}.lock", "run of this share (--shard) is writing to") \
         if config.shard else (LOCK, "prepare.py run is writing to")
     try:
         os.makedirs(config.out_dir, exist_ok=True)
@@ -358,7 +358,7 @@ def locked_run(config: Config, inputs, units, tok, dtype) -> int:
               file=sys.stderr)
     parts_fp, fingerprint = fingerprints(config, inputs, tok)
     if config.shard:
-        return shard_run(config, inputs, units, tok, dtype, parts_fp)
+        return share_run(config, inputs, units, tok, dtype, parts_fp)
     check_val_tokens(config, inputs, tok, dtype)
     if config.merge:
         check_parts(config.parts_dir, inputs, units, parts_fp)
@@ -441,28 +441,28 @@ def part_path(parts_dir, u, suffix):
     return os.path.join(parts_dir, f"unit{u:07d}{suffix}")
 
 
-def shard_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
-    """--shard I/N: the units u with u % N == I, each into --parts-dir (see ToParts)."""
+def share_run(config: Config, inputs, units, tok, dtype, parts_fp) -> int:
+    """--shard I/N, share I of N of the input: the units u with u % N == I, each into --parts-dir (see ToParts)."""
     i, n = config.shard
     folder = config.parts_dir
     os.makedirs(folder, exist_ok=True)
     mine = [u for u in range(len(units)) if u % n == i]
-    if config.restart:  # (this shard's parts alone: the other shards' runs keep theirs)
+    if config.restart:  # (this share's parts alone: the other shares keep theirs)
         for u in mine:
             remove_part(folder, u)
     todo = [u for u in mine if not part_done(folder, u, parts_fp)]
     done_weight = sum(units[u].weight for u in mine) - sum(units[u].weight for u in todo)
-    bar = Progress(f"shard {i}/{n}", sum(units[u].weight for u in mine), done_weight,
+    bar = Progress(f"share {i}/{n}", sum(units[u].weight for u in mine), done_weight,
                    sum(part_info(folder, u)["tokens"] for u in set(mine) - set(todo)))
     parts = ToParts(folder, config.shard, parts_fp)
     stopped = take_all(encoded_chunks(inputs, units, todo, None, config, tok, dtype), parts, units, bar, done_weight)
     left = len(todo) - parts.written
     if left:
-        print(f"stopped with {plural(left, 'unit')} of this shard's {len(todo)} to go; run the same "
+        print(f"stopped with {plural(left, 'unit')} of this share's {len(todo)} to go; run the same "
               "command to continue", file=sys.stderr)
         return 128 + stopped
-    print(f"done: shard {i}/{n}: {plural(len(todo), 'unit')} written to {folder} ({len(mine)} in this "
-          "shard); when every shard is done, run the command once more with --merge (and without "
+    print(f"done: share {i}/{n} of the input (--shard {i}/{n}): {plural(len(todo), 'unit')} written to {folder} "
+          f"({len(mine)} in this share); when every share is done, run the command once more with --merge (and without "
           "--shard, outside the job array) to write the output")
     return 0
 

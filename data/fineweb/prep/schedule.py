@@ -13,7 +13,7 @@ from .readers import Chunk, LocalReader, ProcessReader
 
 
 class Encoded(NamedTuple):
-    """A chunk's tokens, in input order: what the writer (or a shard's parts) takes."""
+    """A chunk's tokens, in input order: what the writer (or a share's parts) takes."""
     unit: int                   # its unit's index
     tokens: object              # numpy array, EOT after each document
     cuts: list                  # where pieces end other than after an EOT (token positions)

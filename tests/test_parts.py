@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zlib
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,7 +20,7 @@ from helpers import txt_documents, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS, TEXTS
 from prep.cli import make_config
 from prep.config import TRAIN, ValRule
-from prep.cutting import Cutter, Place, SAFE_CUT, WHITESPACE
+from prep.cutting import Cutter, PartPlace, Place, RowPlace, SAFE_CUT, TextPlace, WHITESPACE, place_of
 from prep.formats import FORMATS
 from prep.inputs import open_inputs, plan_units
 from prep.kinds import add_text
@@ -361,3 +362,18 @@ def test_text_with_no_safe_cut_for_a_long_way_is_scanned_a_few_times_at_most(sha
     _, _, docs = documents_of(config)
     assert docs == [body.strip(), "second document"]  # (txt_documents' regex is slow on long runs of spaces)
     assert max(scanned.values()) <= 10 * len(text), scanned
+
+
+def test_each_kind_keeps_its_own_position_and_a_checkpoint_of_before_still_loads():
+    """A checkpoint holds the Cutter's state and the unit's kind's own position (a txt or JSON
+    Lines byte, a parquet row, a part's token); the previous release's held every kind's fields,
+    the others None: each loads as the place it was."""
+    shared = dict(in_doc=True, piece_len=12, progress=345)
+    every = dict(offset=None, begun=None, row=None, token=None)
+    for place, own in ((TextPlace(offset=99, begun=True, **shared), dict(offset=99, begun=True)),
+                       (RowPlace(row=7, **shared), dict(row=7)), (PartPlace(token=0, **shared), dict(token=0))):
+        assert asdict(place) == dict(shared, **own)
+        assert place_of(asdict(place)) == place
+        assert place_of(dict(shared, **dict(every, **own))) == place
+    with pytest.raises(KeyError):
+        place_of(dict(shared, **every))

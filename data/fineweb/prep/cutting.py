@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple, Optional
 
 from .config import MARKER, MAX_SEARCH, SEGMENT_CHARS
@@ -98,15 +98,42 @@ class Segment(NamedTuple):
 
 @dataclass
 class Place:
-    """Where the reading of a unit stands: the Cutter's state and its kind's position. Saved in
-    each checkpoint (asdict) and carried by each chunk that may end a run."""
+    """Where the reading of a unit stands: the Cutter's state, which every kind shares, and in a
+    subclass of each kind's own (InputKind.place) its position in the unit. Saved in each
+    checkpoint (asdict) and carried by each chunk that may end a run."""
     in_doc: bool = False        # the current document has text
     piece_len: int = 0          # its characters since its last piece ended
-    offset: Optional[int] = None  # txt/jsonl: the byte of the text where the unread text starts
-    begun: Optional[bool] = None  # txt/jsonl: past the start of the unit's first document
-    row: Optional[int] = None   # parquet: rows of the unit done
-    token: Optional[int] = None  # --merge: tokens of the unit's part done
     progress: int = 0           # bytes of the unit done, for the progress bar
+
+
+@dataclass
+class TextPlace(Place):
+    """txt and JSON Lines: a byte of the (decompressed) text."""
+    offset: Optional[int] = None  # where the unread text starts
+    begun: Optional[bool] = None  # past the start of the unit's first document
+
+
+@dataclass
+class RowPlace(Place):
+    """parquet: a row of the unit."""
+    row: Optional[int] = None   # rows of the unit done
+
+
+@dataclass
+class PartPlace(Place):
+    """--merge: a token of a unit's part (a share's, see run.ToParts)."""
+    token: Optional[int] = None  # tokens of the part done
+
+
+def place_of(saved: dict) -> Place:
+    """The Place a checkpoint saved: of the kind whose position it holds (a checkpoint of before
+    the kinds had their own holds every kind's fields, the others None). KeyError: none."""
+    shared = {f.name for f in fields(Place)}
+    for kind in (TextPlace, RowPlace, PartPlace):
+        own = {f.name for f in fields(kind)} - shared
+        if any(saved.get(k) is not None for k in own):
+            return kind(**{k: saved[k] for k in shared | own if k in saved})
+    raise KeyError("a position")
 
 
 class Cutter:

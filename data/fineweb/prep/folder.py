@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .config import CHECKPOINT, CRASH_ENV, SHARD_TOKENS, SUMMARY, UserError
-from .cutting import Counts, Place
+from .cutting import Counts, Place, place_of
 from .splits import SplitState
 from .formats import FORMATS, is_output_name, read_json, write_json
 
@@ -28,7 +28,7 @@ class Checkpoint:
     @classmethod
     def load(cls, saved: dict, path: str) -> Checkpoint:
         try:
-            return cls(**dict(saved, unit_state=saved["unit_state"] and Place(**saved["unit_state"]),
+            return cls(**dict(saved, unit_state=saved["unit_state"] and place_of(saved["unit_state"]),
                               split=SplitState(**saved["split"]), counts=Counts(**saved["counts"])))
         except (KeyError, TypeError):
             raise UserError(f"{path} was written by another version of this script; run the command "

@@ -13,7 +13,7 @@ import sys
 from typing import Callable, Iterator, NamedTuple, Optional
 
 from .config import (Config, DamagedInput, MARKER, MARKER_BYTES, PARQUET_BATCH_BYTES, SEGMENT_CHARS, STREAM_BLOCK, TEXT_HEAD, UserError, WINDOW_GROWTH)
-from .cutting import Cutter, Place, SURROGATE, boundary_end, boundary_start
+from .cutting import Cutter, Place, RowPlace, SURROGATE, TextPlace, boundary_end, boundary_start
 from .streams import (COMPRESSIONS, Input, STREAM_ERRORS, Unit, arrow, open_stream, reads_to_damage, stream_error)
 
 
@@ -579,7 +579,8 @@ def read_parquet(inp: Input, unit: Unit, place: Place, cut: Cutter, config: Conf
 def document_place(inputs: list, unit: Unit, place: Optional[Place], k: int, config: Config) -> str:
     """Where the k-th document (k >= 1) that ends after place (None: the unit's start) is."""
     inp = inputs[unit.file]
-    return DOCUMENT_PLACES[inp.kind](inp, unit, place or Place(), k, config)
+    kind = KINDS[inp.kind]
+    return kind.document_place(inp, unit, place or kind.place(), k, config)
 
 
 def read_up_to_damage(stream) -> Callable:
@@ -664,7 +665,6 @@ def parquet_document_place(inp: Input, unit: Unit, place: Place, k: int, config:
     raise AssertionError(f"{inp.path} holds fewer documents than were read from it")
 
 
-DOCUMENT_PLACES = dict(txt=txt_document_place, jsonl=jsonl_document_place, parquet=parquet_document_place)
 
 
 class InputKind(NamedTuple):
@@ -674,14 +674,19 @@ class InputKind(NamedTuple):
     check: Callable             # (Input, Config, found in a folder) -> the Input to read (bad: left
                                 # out), or None to ignore it; before any work
     units: Callable             # (file index, Input, unit bytes) -> its units
-    read: Callable              # (Input, Unit, Place, Cutter, Config) -> a reader (see above)
-    position: Callable          # (Input, Unit, Place or None) -> where that is, for messages
+    place: type                 # its Place: the Cutter's state and its own position in a unit
+    read: Callable              # (Input, Unit, its Place, Cutter, Config) -> a reader (see above)
+    position: Callable          # (Input, Unit, its Place or None) -> where that is, for messages
+    document_place: Callable    # (Input, Unit, its Place, k, Config) -> where the k-th document from there is
 
 
 KINDS = {
-    "txt": InputKind((".txt",), True, check_txt, byte_units, read_txt, byte_position),
-    "jsonl": InputKind((".jsonl", ".json", ".ndjson"), True, check_jsonl, byte_units, read_jsonl, byte_position),
-    "parquet": InputKind((".parquet",), False, check_parquet, parquet_units, read_parquet, parquet_position),
+    "txt": InputKind((".txt",), True, check_txt, byte_units, TextPlace, read_txt, byte_position,
+                     txt_document_place),
+    "jsonl": InputKind((".jsonl", ".json", ".ndjson"), True, check_jsonl, byte_units, TextPlace, read_jsonl,
+                       byte_position, jsonl_document_place),
+    "parquet": InputKind((".parquet",), False, check_parquet, parquet_units, RowPlace, read_parquet,
+                         parquet_position, parquet_document_place),
 }
 SUPPORTED = ", ".join(s for k in KINDS.values() if k.compressible for s in k.suffixes) + \
     f" (each also compressed: {', '.join(COMPRESSIONS)})" + \

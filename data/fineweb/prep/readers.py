@@ -30,7 +30,7 @@ def read_unit(inputs: list, unit: Unit, place: Optional[Place], config: Config) 
     the rest of the unit out."""
     inp = inputs[unit.file]
     kind = KINDS[inp.kind]
-    place = replace(place) if place else Place()
+    place = replace(place) if place else kind.place()
     cut = Cutter(place, config.chunk_size, config.piece_chars, config.safe_cuts)
     try:
         try:

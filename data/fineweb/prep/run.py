@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .stop import STOP_SIGNALS
 from .config import (Config, LOCK, LONG_SPACE, MAX_SEARCH, MODDED_VAL_TOKENS, NFC_GROWTH, PROGRESS_SECONDS, SPLITS, TRAIN, UserError, VAL, duration, plural, size)
-from .cutting import Counts, Place
+from .cutting import Counts, PartPlace
 from .kinds import dictionary_bound, document_place, line_number
 from .inputs import open_inputs, plan_units, where
 from .readers import Chunk
@@ -109,7 +109,7 @@ class ToOutput:
         # the last place in the input read from (None: a unit's start) and how many documents
         # were kept by then: --max-tokens names its last document from there (see document_place)
         self.read_from = (state.unit_state, sum(state.split.docs))
-        if state.unit_state and state.unit_state.token is not None:  # (a --merge resumed inside a unit)
+        if isinstance(state.unit_state, PartPlace):  # (a --merge resumed inside a unit)
             self.read_from = (None, self.read_from[1] - part_documents(config.parts_dir, state.next_unit,
                                                                        state.unit_state.token, out.writer.dtype, eot))
         out.writer.open(state.files)
@@ -131,7 +131,7 @@ class ToOutput:
             self.read_from = (None, sum(state.split.docs))
         elif chunk.place:
             state.next_unit, state.unit_state = item.unit, chunk.place
-            if chunk.place.token is None:  # (--merge's places count tokens of a part, not the input)
+            if not isinstance(chunk.place, PartPlace):  # (--merge's count tokens of a part, not the input)
                 self.read_from = (chunk.place, sum(state.split.docs))
         state.seconds = self.seconds_before + time.time() - self.started
         return reached
@@ -537,5 +537,5 @@ def part_chunks(parts_dir, units, todo, place, dtype, block=1 << 20) -> Iterator
             last = hi == size
             yield Encoded(u, tokens, [c - lo for c in info["cuts"] if lo < c <= hi], Chunk(
                 [], Counts(**info["counts"]) if last else Counts(), None if last else
-                Place(token=hi, progress=units[u].weight * hi // max(size, 1)), last),
+                PartPlace(token=hi, progress=units[u].weight * hi // max(size, 1)), last),
                 tuple(p - lo for p in info.get("own", []) if lo <= p < hi))

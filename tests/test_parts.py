@@ -19,13 +19,16 @@ import prep.kinds
 from helpers import txt_documents, txt_layout, write_parquet
 from strategies import DOCS, SETTINGS, TEXTS
 from prep.cli import make_config
-from prep.config import TRAIN, ValRule
-from prep.cutting import Cutter, PartPlace, Place, RowPlace, SAFE_CUT, TextPlace, WHITESPACE, place_of
+from prep.config import TRAIN, UserError, ValRule
+from prep.cutting import Counts, Cutter, PartPlace, Place, RowPlace, SAFE_CUT, TextPlace, WHITESPACE, place_of
 from prep.formats import FORMATS
 from prep.inputs import open_inputs, plan_units
 from prep.kinds import add_text
-from prep.readers import read_unit
+from prep.readers import Chunk, read_unit
 from prep.splits import SplitState, split_chunk
+from prep.run import Progress, take_all
+from prep.schedule import Encoded
+from prep.streams import Unit
 
 pytestmark = pytest.mark.unit
 
@@ -377,3 +380,40 @@ def test_each_kind_keeps_its_own_position_and_a_checkpoint_of_before_still_loads
         assert place_of(dict(shared, **dict(every, **own))) == place
     with pytest.raises(KeyError):
         place_of(dict(shared, **every))
+
+
+@pytest.mark.parametrize("last_has_place", [False, True])
+def test_an_input_error_checkpoints_only_where_a_run_can_resume(last_has_place):
+    """take_all: an input error (a reader killed, a damaged file) raised after a chunk with no
+    place to resume from (inside a long document, or not the last of a batch) keeps the last
+    checkpoint: one written then would record tokens past the place a resumed run starts from,
+    and that run would write them twice."""
+    class Sink:
+        def __init__(self):
+            self.checkpoints = 0
+
+        def take(self, _item):
+            return False
+
+        def may_stop(self):
+            pass
+
+        def failed(self):
+            self.checkpoints += 1
+
+        def end(self, _complete):
+            pass
+
+        def close(self):
+            pass
+
+    def encoded():
+        yield Encoded(0, np.zeros(3, np.uint32), [], Chunk([], Counts(), TextPlace(offset=1), False))
+        yield Encoded(0, np.zeros(3, np.uint32), [], Chunk([], Counts(), TextPlace(offset=2) if last_has_place
+                                                             else None, False))
+        raise UserError("the reader process ended")
+
+    sink = Sink()
+    with pytest.raises(UserError):
+        take_all(encoded(), sink, [Unit(0, 0, 10, 10)], Progress("x", 10, 0), 0)
+    assert sink.checkpoints == (1 if last_has_place else 0)

@@ -206,27 +206,29 @@ def take_all(encoded: Iterator[Encoded], sink: Sink, units: list, bar: Progress,
     stops after the next chunk that has a place to resume from). An input error is raised
     after the sink has kept what came before it."""
     stop = StopRequest()
-    complete = False
+    complete, resumable = False, True  # (resumable: the last chunk taken has a place to resume from)
     try:
         try:
             for item in encoded:
                 full = sink.take(item)
                 chunk = item.chunk
+                resumable = chunk.finished or chunk.place is not None
                 done_weight += units[item.unit].weight if chunk.finished else 0
                 bar.update(done_weight if chunk.finished else done_weight + chunk.place.progress if chunk.place
                            else bar.n, len(item.tokens))
                 if full:
                     complete = True
                     break
-                if not (chunk.finished or chunk.place):
-                    continue  # (inside a long document: no place to stop or resume at)
+                if not resumable:
+                    continue  # (inside a long document, or a batch of chunks: no place to stop or resume at)
                 if stop.signum:
                     break
                 sink.may_stop()
             else:
                 complete = True
         except UserError:
-            sink.failed()
+            if resumable:  # (else a checkpoint would record tokens past the place a run resumes from)
+                sink.failed()
             raise
         sink.end(complete)
     finally:

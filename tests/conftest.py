@@ -27,3 +27,12 @@ def inputs(tmp_path_factory):
     corpus.write_txt(d / "a.txt", 3 << 20, seed=41)
     corpus.write_parquet(d / "b.parquet", 1 << 20, seed=42, rows_per_group=100)
     return [d / "a.txt", d / "b.parquet"]
+
+
+def pytest_assertrepr_compare(op, left, right):
+    """Long lists (tokens) compared equal: where they first differ, instead of pytest's diff,
+    which takes minutes on a million tokens (a failing test looked like a hung one)."""
+    if op == "==" and isinstance(left, list) and isinstance(right, list) and max(len(left), len(right)) > 10_000:
+        i = next((i for i, (a, b) in enumerate(zip(left, right)) if a != b), min(len(left), len(right)))
+        return [f"lists of {len(left):,} and {len(right):,} items, first different at index {i:,}:",
+                f"{left[i:i + 8]} != {right[i:i + 8]}"]

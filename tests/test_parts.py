@@ -110,6 +110,7 @@ def txt_documents_read_in_parts(text, chunk, piece_chars, reads):
 @given(text=TEXTS, chunk=st.integers(1, 20), piece_chars=st.integers(1, 20), reads=st.integers(1, 40),
        max_search=st.integers(1, 12))
 @example(text="中" * 13 + "<|endoftext|>next", chunk=3, piece_chars=5, reads=16, max_search=10)
+@example(text="<|endoftext|>", chunk=1, piece_chars=3, reads=1, max_search=1)  # (a chunk-size cut, not a piece end)
 def test_forced_cuts_never_change_the_documents_wherever_reads_fall(text, chunk, piece_chars, reads, max_search):
     """With a small MAX_SEARCH, forced cuts fall everywhere, in a marker not yet read whole too
     (the document may end at that marker: the cut must wait); the documents stay the file's."""

@@ -166,7 +166,9 @@ class Cutter:
             piece_at = i + self.piece_chars - self.place.piece_len
             if not final and piece_at > i + self.chunk:
                 cut = find_cut(s, i + self.chunk, self.safe) if len(s) - i > self.chunk else None
-                if cut is None:
+                if cut is not None and cut[0] > goes_on:  # (a forced cut may fall where the document
+                    goes_on = document_goes_on(s, cut[0])  # may yet end: in a marker's start, say)
+                if cut is None or goes_on is None:
                     break
                 if cut[0] < piece_at:
                     self.emit(s[i:cut[0]], forced=cut[1])

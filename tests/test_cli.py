@@ -90,6 +90,7 @@ def test_output_reads_back_with_memmap_as_train_py_does(tmp_path):
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
 
 
+@pytest.mark.slow
 def test_worker_count_does_not_change_the_bytes(tmp_path):
     """Many units in flight at once, txt and parquet: identical files for 1, 2 and 3 workers."""
     corpus.write_txt(tmp_path / "a.txt", 1 << 20, seed=5)

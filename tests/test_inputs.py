@@ -203,6 +203,7 @@ def test_sigkill_inside_a_compressed_input_then_resume_gives_identical_files(big
     assert sorted(split_docs(train) + split_docs(val)) == sorted(reference_docs(docs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [1, 5_000, 77_777, 10 ** 9])
 def test_max_tokens_gives_the_whole_document_prefix_of_the_full_run(big_gz, budget, tmp_path):
     d, docs = big_gz
@@ -367,7 +368,8 @@ def test_one_long_json_line_costs_no_more_with_a_small_chunk_size(tmp_path):
 DOCS_OK = [f"Document number {i}: some words and a number {i * 7}." for i in range(4000)]
 
 
-@pytest.mark.parametrize("name", ["a.jsonl.gz", "a.txt.bz2", "a.jsonl.xz", "a.txt.zst"])
+@pytest.mark.parametrize("name", ["a.jsonl.gz", pytest.param("a.txt.bz2", marks=pytest.mark.slow), "a.jsonl.xz",
+                                  "a.txt.zst"])
 def test_a_truncated_compressed_file_stops_with_its_name_and_keeps_what_came_before(name, tmp_path):
     """(3 MB of text: bzip2 compresses 900 kB blocks, and a block cut short gives nothing.)"""
     docs = DOCS_OK * 15

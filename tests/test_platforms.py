@@ -69,6 +69,7 @@ def emulated(tmp_path_factory):
     return env
 
 
+@pytest.mark.slow
 def test_emulated_run_stopped_with_ctrl_c_and_resumed_equals_a_linux_run(inputs, emulated, tmp_path):
     args = ["--val-fraction", 0.01, *FAST_CHECKPOINTS]
     r = run("--input", *inputs, "--out-dir", tmp_path / "linux", *args)
@@ -180,6 +181,7 @@ def test_the_exactness_tests_pass_with_the_oldest_supported_versions(oldest_pyth
     assert " passed" in r.stdout and " skipped" not in r.stdout
 
 
+@pytest.mark.slow  # (its environment takes ~40 s to build in a fresh clone)
 def test_a_package_older_than_the_floor_gets_one_sentence(oldest_python, tmp_path):
     """tiktoken 0.4.0, one release below the floor, found first on the path."""
     subprocess.run([oldest_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",

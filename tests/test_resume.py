@@ -36,6 +36,7 @@ def uninterrupted(corpus_txt, tmp_path_factory):
     return digest(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_at_random_moments_then_resume_gives_identical_files(
         corpus_txt, uninterrupted, tmp_path, workers):
@@ -56,6 +57,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_files(
     assert digest(out) == uninterrupted
 
 
+@pytest.mark.slow  # (test_sigterm_stops_cleanly is the fast tier's)
 def test_sigint_stops_cleanly_and_resumes_where_it_stopped(corpus_txt, uninterrupted, tmp_path):
     out = tmp_path / "out"
     args = ["--input", *corpus_txt, "--out-dir", out, "--val-fraction", 0.01, *FAST_CHECKPOINTS]

@@ -194,12 +194,13 @@ def load_llama3_shard(filename):
     return tokens
 
 
+@pytest.mark.slow
 def test_llama3_llmc_shards_read_by_llm_c_hold_begin_of_text_before_each_document(tmp_path):
-    docs = list(corpus.documents(400_000, seed=9))
+    docs = list(corpus.documents(150_000, seed=9))
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
     for name in ("tokenizer.model", "tokenizer.json"):
         r = run("--input", tmp_path / "in.jsonl", "--out-dir", tmp_path / name, "--format", "llmc",
-                "--tokenizer", os.path.join(LLAMA3, name), "--val-tokens", 5000, "--shard-tokens", 30_000)
+                "--tokenizer", os.path.join(LLAMA3, name), "--val-tokens", 3000, "--shard-tokens", 9000)
         assert r.returncode == 0, r.stderr
         assert "train_llama3.py" in r.stderr  # (the uint32 note)
     shards = sorted((f for f in os.listdir(tmp_path / "tokenizer.model") if f.endswith(".bin")),

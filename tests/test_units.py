@@ -120,7 +120,7 @@ def test_reader_processes_give_the_same_bytes(mixed, mixed_reference, readers, t
     assert outputs(tmp_path / "o") == mixed_reference
 
 
-@pytest.mark.parametrize("shards", [1, 3, 5])
+@pytest.mark.parametrize("shards", [1, 3, pytest.param(5, marks=pytest.mark.slow)])
 def test_shards_then_merge_give_the_one_machine_bytes(mixed, mixed_reference, shards, tmp_path):
     out = tmp_path / "o"
     for i in range(shards):

@@ -10,6 +10,8 @@
     python bench/memory.py --format tiny-txt --sizes 15 60      #   and txt), parquet rows that repeat one
     python bench/memory.py --format dict-parquet --sizes 30 300 #   100 KB document (dictionary-encoded: the
     python bench/memory.py --format one-row --sizes 16 64       #   file is tiny), one parquet row
+    python bench/memory.py --format distinct-words --sizes 100 300  # words that never repeat (an encoder's
+                                                                     # cache of pieces at its fullest)
 
 Prints each run's peak memory (PSS of the script and its reader process, sampled) and the
 ratio large/small. Target: <= 256 MiB at default settings and a ratio <= 1.10: memory must not
@@ -84,12 +86,23 @@ def write_one_row(path, n_bytes):
     pq.write_table(pa.table({"text": [(paragraph * (n_bytes // len(paragraph) + 1))[:n_bytes]]}), path)
 
 
+def write_distinct_words(path, n_bytes):
+    """txt documents of random words of 1,000 letters, none twice: every piece is new to a cache
+    of pieces, and long."""
+    import random
+    import string
+    rng, letters = random.Random(7), string.ascii_letters
+    with open(path, "w") as f:
+        for _ in range(max(1, n_bytes // 100_000)):
+            f.write(" ".join("".join(rng.choices(letters, k=1000)) for _ in range(100)) + corpus.EOT_LAYOUT)
+
+
 WRITE = {"txt": corpus.write_txt, "parquet": corpus.write_parquet, "jsonl.gz": corpus.write_jsonl,
          "long-rows": write_long_rows, "whitespace": write_whitespace, "long-line": write_long_line,
          "tiny-json": write_tiny_json, "tiny-txt": write_tiny_txt, "dict-parquet": write_dict_parquet,
-         "one-row": write_one_row}
+         "one-row": write_one_row, "distinct-words": write_distinct_words}
 SUFFIX = {"long-rows": "parquet", "whitespace": "txt", "long-line": "jsonl", "tiny-json": "jsonl", "tiny-txt": "txt",
-          "dict-parquet": "parquet", "one-row": "parquet"}
+          "dict-parquet": "parquet", "one-row": "parquet", "distinct-words": "txt"}
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
 
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import lzma
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,9 +69,10 @@ def command(script, folder, target, options, kill_at=None):
         sys.exit(f"{script} {' '.join(options)}: exit {r.returncode}\n{r.stderr[-2000:]}")
 
 
-def digests(script, folder, work, killed_by=None, kill_at=None):
+def digests(script, folder, work, killed_by=None, kill_at=None, extra=()):
     """{run/file: sha256} of every file the runs write (killed_by: a prepare.py that starts each
-    one-command run and is killed before its kill_at-th checkpoint, before this one resumes it)."""
+    one-command run and is killed before its kill_at-th checkpoint, before this one resumes it;
+    extra: options added to each of script's commands)."""
     out = {}
     for name, commands in RUNS.items():
         if killed_by and len(commands) > 1:
@@ -81,7 +83,7 @@ def digests(script, folder, work, killed_by=None, kill_at=None):
             if killed_by:
                 command(killed_by, folder, target, options + ["--chunk-size", "20000", "--checkpoint-seconds", "0"],
                         kill_at=kill_at)
-            command(script, folder, target, options)
+            command(script, folder, target, options + list(extra))
         for f in sorted(os.listdir(target)):
             if f.endswith((".bin", ".npy")):
                 with open(os.path.join(target, f), "rb") as fh:
@@ -94,11 +96,13 @@ def main():
     p.add_argument("--baseline", required=True, help="the other prepare.py (an older commit's)")
     p.add_argument("--workdir", default="/tmp/prepare-same-bytes")
     p.add_argument("--resume", action="store_true", help="also resume the baseline's killed runs with this one")
+    p.add_argument("--this-options", default="", help='options for this version\'s commands only, say '
+                                                       '--this-options="--encoder tiktoken"')
     a = p.parse_args()
     folder = os.path.join(a.workdir, "input")
     shutil.rmtree(a.workdir, ignore_errors=True)
     make_input(folder)
-    ours = digests(SCRIPT, folder, os.path.join(a.workdir, "this"))
+    ours = digests(SCRIPT, folder, os.path.join(a.workdir, "this"), extra=shlex.split(a.this_options))
     base = digests(a.baseline, folder, os.path.join(a.workdir, "baseline"))
     for key in sorted(set(ours) | set(base)):
         mark = "same" if ours.get(key) == base.get(key) else "DIFFERENT"
@@ -106,7 +110,8 @@ def main():
     same = ours == base
     print(f"{len(ours)} files: {'the same bytes' if same else 'NOT the same bytes'} as {a.baseline}")
     for kill_at in ([2, 7] if a.resume else []):
-        resumed = digests(SCRIPT, folder, os.path.join(a.workdir, f"resumed-{kill_at}"), a.baseline, kill_at)
+        resumed = digests(SCRIPT, folder, os.path.join(a.workdir, f"resumed-{kill_at}"), a.baseline, kill_at,
+                          shlex.split(a.this_options))
         ok = all(ours[k] == v for k, v in resumed.items())
         same = same and ok
         print(f"{len(resumed)} files, the baseline killed before checkpoint {kill_at} and resumed by this one: "

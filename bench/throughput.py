@@ -7,13 +7,15 @@ side by side in one run on the same input (a benchmark, run by hand).
 (1) ceiling: bare tiktoken on all cores over documents already in memory, one Encoding per
     thread, encode_to_numpy, a call per document; and with 1 thread, for the tokenizer's own
     scaling;  (1b) the same, a call per ~1M characters of documents joined by <|endoftext|>
-    (as prepare.py encodes);  (2) prepare.py end to end (wall time of the command, startup
-    included), on txt and on parquet holding the same documents, at all workers and at 1
-    worker;  (3) the old approach (on at most --old-mb of the input: it keeps every token in a
+    (as prepare.py encodes with tiktoken);  (1s) the splintr-rs ceiling: threads, one splintr
+    Tokenizer each, documents in memory, a call per document (encode_batch_flat of one text, its
+    call that lets other threads run, as prepare.py calls it);  (2) prepare.py end to end (wall
+    time of the command, startup included), on txt and on parquet holding the same documents,
+    --encoder tiktoken, at all workers and at 1 worker;  (2s) the same with --encoder splintr;  (3) the old approach (on at most --old-mb of the input: it keeps every token in a
     Python list): read 1M-character chunks, encode_ordinary, extend a list, np.array at the
     end;  (4) build-nanogpt style: multiprocessing.Pool.imap(chunksize=16) over documents into
     a preallocated uint16 buffer.
-Prints the best tokens/s of each and its ratios to (1) and (1b), each taken within a round
+Prints the best tokens/s of each and its ratios to (1), (1b) and (1s), each taken within a round
 (the machine's speed drifts by minutes; every other round runs in reverse order), median over
 rounds; and prepare.py's fixed startup cost, measured on a one-document input.
 """
@@ -33,6 +35,11 @@ import pyarrow.parquet as pq
 import tiktoken
 
 import corpus
+
+try:  # (Python 3.10+: splintr-rs has no wheel for 3.9)
+    import splintr
+except ImportError:
+    splintr = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "data", "fineweb", "prepare.py")
@@ -74,6 +81,21 @@ def ceiling(docs, base, joined=False, threads=CORES):
     return sum(counts), seconds
 
 
+def splintr_ceiling(docs, threads=CORES):
+    """All cores, one splintr-rs Tokenizer per thread (gpt2's ranks, its own copy of the pattern),
+    documents in memory, a call per document."""
+    counts = [0] * threads
+    with open(os.path.join(os.path.dirname(SCRIPT), "gpt2.tiktoken"), "rb") as f:
+        vocab = f.read()
+
+    def work(k):
+        tok = splintr.Tokenizer.from_bytes(vocab, splintr.GPT2_PATTERN, {})
+        for d in docs[k::threads]:
+            counts[k] += len(tok.encode_batch_flat([d])[0]) // 4 + 1
+    seconds = on_threads(work, threads)
+    return sum(counts), seconds
+
+
 def on_threads(work, threads=CORES):
     """Seconds for work(0) ... work(threads - 1), each on a thread of its own, to finish."""
     pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
@@ -85,11 +107,11 @@ def on_threads(work, threads=CORES):
     return time.perf_counter() - t
 
 
-def ours(path, out, workers, script=SCRIPT):
+def ours(path, out, workers, script=SCRIPT, encoder="tiktoken"):
     """Wall time of the whole command, startup included (startup() measures that alone)."""
     t = time.perf_counter()
     r = subprocess.run([sys.executable, script, "--input", path, "--out-dir", out, "--restart",
-                        "--workers", str(workers)], capture_output=True, text=True)
+                        "--workers", str(workers), "--encoder", encoder], capture_output=True, text=True)
     seconds = time.perf_counter() - t
     if r.returncode:
         sys.exit(r.stderr[-2000:])
@@ -126,12 +148,12 @@ def pool_approach(docs):
     return n, time.perf_counter() - t
 
 
-def startup(workdir):
+def startup(workdir, encoder="tiktoken"):
     """prepare.py's fixed cost: a whole run on a one-document input."""
     path = os.path.join(workdir, "one_document.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("A short document." + corpus.EOT_LAYOUT)
-    return ours(path, os.path.join(workdir, "o_one"), CORES)[1]
+    return ours(path, os.path.join(workdir, "o_one"), CORES, encoder=encoder)[1]
 
 
 def main():
@@ -142,6 +164,7 @@ def main():
     p.add_argument("--workdir", default="/tmp/prepare-bench")
     p.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     p.add_argument("--baseline", help="another prepare.py (say, an older commit's) to run beside this one")
+    p.add_argument("--skip", nargs="*", default=[], help="keys of runs to leave out (ceiling1 txt1 old pool ...)")
     a = p.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     src = a.input or os.path.join(a.workdir, f"corpus_{a.mb}MB.txt")
@@ -167,27 +190,44 @@ def main():
         "old": ("(3) old: 1M-char chunks into a list", lambda: old_approach(txt, min(a.old_mb, a.mb))),
         "pool": ("(4) Pool.imap(chunksize=16) into uint16", lambda: pool_approach(docs)),
     }
+    if splintr:
+        runs.update({
+            "sceiling": ("(1s) splintr ceiling: threads, own Tokenizer, call per doc", lambda: splintr_ceiling(docs)),
+            "stxt": ("(2s) prepare.py txt, --encoder splintr", lambda: ours(txt, f"{a.workdir}/o_stxt", CORES,
+                                                                           encoder="splintr")),
+            "spq": ("(2s) prepare.py parquet, --encoder splintr", lambda: ours(parquet, f"{a.workdir}/o_spq", CORES,
+                                                                              encoder="splintr")),
+        })
+    runs = {key: run for key, run in runs.items() if key not in a.skip}
     if a.baseline:
         runs["base"] = ("(5) --baseline prepare.py txt, all workers",
                         lambda: ours(txt, f"{a.workdir}/o_base", CORES, a.baseline))
-    rates, fixed = {key: [] for key in runs}, []
+    rates, fixed, fixed_s = {key: [] for key in runs}, [], []
     for round_ in range(a.rounds):  # interleaved rounds: the machine's speed drifts by minutes,
         fixed.append(startup(a.workdir))  # so every other round runs in reverse order
+        if splintr:
+            fixed_s.append(startup(a.workdir, "splintr"))
         for key, (label, run) in list(runs.items())[::-1 if round_ % 2 else 1]:
             tokens, seconds = run()
             rates[key].append(tokens / seconds)
             print(f"  round {round_ + 1}: {label:<52} {tokens:>12,} tokens {seconds:7.2f}s", flush=True)
     # each ratio is taken within a round, then the median over rounds
-    ratio = lambda x, y: statistics.median(p / q for p, q in zip(rates[x], rates[y]))
+    ratio = lambda x, y: statistics.median(p / q for p, q in zip(rates[x], rates[y])) \
+        if x in rates and y in rates else float("nan")
     for key, (label, _) in runs.items():
-        print(f"{label:<52} best {max(rates[key]) / 1e6:6.2f}M tok/s   "
-              f"{ratio(key, 'ceiling'):5.2f}x (1)   {ratio(key, 'joined'):5.2f}x (1b)")
+        print(f"{label:<60} best {max(rates[key]) / 1e6:6.2f}M tok/s   {ratio(key, 'ceiling'):5.2f}x (1)   "
+              f"{ratio(key, 'joined'):5.2f}x (1b)" + (f"   {ratio(key, 'sceiling'):5.2f}x (1s)" if splintr else ""))
     print(f"scaling 1 -> {CORES} workers: {ratio('txt', 'txt1'):.2f}x (bare tiktoken 1 -> {CORES} "
           f"threads: {ratio('ceiling', 'ceiling1'):.2f}x); ours / old: "
           f"{ratio('txt', 'old'):.2f}x; ours / Pool: {ratio('txt', 'pool'):.2f}x")
+    if splintr:
+        print(f"--encoder splintr / --encoder tiktoken: txt {ratio('stxt', 'txt'):.2f}x, parquet "
+              f"{ratio('spq', 'parquet'):.2f}x; bare splintr / bare tiktoken: {ratio('sceiling', 'ceiling'):.2f}x; "
+              f"--encoder splintr / (1s): txt {ratio('stxt', 'sceiling'):.2f}x, parquet {ratio('spq', 'sceiling'):.2f}x")
     if a.baseline:
         print(f"this prepare.py / --baseline, txt: {ratio('txt', 'base'):.3f}x (median of rounds)")
-    print(f"prepare.py startup (a one-document run): {statistics.median(fixed):.2f}s, included above")
+    print(f"prepare.py startup (a one-document run): {statistics.median(fixed):.2f}s with tiktoken" +
+          (f", {statistics.median(fixed_s):.2f}s with splintr" if splintr else "") + ", included above")
 
 
 if __name__ == "__main__":

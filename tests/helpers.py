@@ -17,11 +17,14 @@ import tiktoken
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "data", "fineweb", "prepare.py")
 
-# The product as a module, importable by name, as the reader processes it spawns import it.
+# The product's package, importable by name (prep), as the reader processes it spawns import it.
 sys.path.insert(0, os.path.dirname(SCRIPT))
+from prep.tokenizers import installed  # noqa: E402
 
 GPT2 = tiktoken.get_encoding("gpt2")
 EOT = GPT2.eot_token
+# --encoder: both where splintr-rs is installed (Python 3.10+: test_encoder.py checks that it is)
+ENCODERS = ["tiktoken"] + (["splintr"] if installed("splintr-rs") else [])
 
 
 def reference_docs(docs, enc=GPT2):

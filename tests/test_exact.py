@@ -10,7 +10,7 @@ import tiktoken
 from hypothesis import given, strategies as st
 
 from strategies import DOCS, NO_CUT_TEXTS, SETTINGS, TEXTS
-from helpers import (EOT, GPT2, flat, read_bin, reference_docs, run, split_docs,
+from helpers import (ENCODERS, EOT, GPT2, flat, read_bin, reference_docs, run, split_docs,
                      txt_documents, txt_layout, write_parquet)
 from prep.cli import main
 from prep.config import MAX_SEARCH, PIECE_CHARS
@@ -55,19 +55,21 @@ def assert_txt_equals_one_shot_encoding(text, **options):
     assert val == []
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @SETTINGS
 @given(text=TEXTS, chunk=st.integers(1, 64), workers=st.integers(1, 3))
-def test_txt_equals_one_shot_encoding(text, chunk, workers):
+def test_txt_equals_one_shot_encoding(text, chunk, workers, encoder):
     """Any text, any chunk size: train.bin is the one-shot encoding of the documents."""
-    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk, workers=workers)
+    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk, workers=workers, encoder=encoder)
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @SETTINGS
 @given(text=NO_CUT_TEXTS, chunk=st.integers(1, 64))
-def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chunk):
+def test_txt_with_no_safe_cut_for_a_long_way_equals_one_shot_encoding(text, chunk, encoder):
     """Runs of CJK without punctuation, of whitespace or of punctuation, longer than the chunk:
     the text held unused grows over many reads, and train.bin is still the one-shot encoding."""
-    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk)
+    assert_txt_equals_one_shot_encoding(text, chunk_size=chunk, encoder=encoder)
 
 
 @SETTINGS
@@ -83,11 +85,12 @@ def test_file_without_markers_is_one_stream(text, chunk):
     assert train == GPT2.encode_ordinary(text) + [EOT]
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @SETTINGS
 @given(rows=st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=30),
        chunk=st.integers(1, 200), group=st.integers(1, 7), name=st.sampled_from(["gpt2", "cl100k_base"]))
 @pytest.mark.slow
-def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
+def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name, encoder):
     """Each non-empty row is encode_ordinary(text) + [EOT]; markers (and other special tokens'
     text) inside rows are text."""
     docs = [r for r in rows if r]
@@ -97,7 +100,7 @@ def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
         if not docs:
             assert main(["--input", path, "--out-dir", d + "/o"]) == 1
             return
-        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0, encoding=name)
+        run_prepare([path], d + "/o", chunk_size=chunk, val_fraction=0, encoding=name, encoder=encoder)
         enc = tiktoken.get_encoding(name)
         dtype = np.uint16 if enc.n_vocab <= 1 << 16 else np.uint32
         train = read_bin(os.path.join(d, "o", "train.bin"), dtype)
@@ -107,20 +110,21 @@ def test_parquet_rows_equal_one_shot_encoding(rows, chunk, group, name):
 
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @SETTINGS
 @given(docs=DOCS, frac=st.sampled_from([0, 0.0005, 0.1, 0.3, 0.5]),
        chunks=st.tuples(st.integers(1, 80), st.integers(1, 80)), workers=st.integers(1, 3))
 @pytest.mark.slow
-def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, workers):
+def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, workers, encoder):
     """The same documents from txt and parquet, at two chunk sizes: identical train/val; every
     document lands whole in one split, and both splits are used once there are two documents."""
     with tempfile.TemporaryDirectory() as d:
         with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
             f.write(txt_layout(docs))
         write_parquet(f"{d}/in.parquet", docs, row_group_size=4)
-        run_prepare([f"{d}/in.txt"], f"{d}/a", chunk_size=chunks[0], val_fraction=frac)
+        run_prepare([f"{d}/in.txt"], f"{d}/a", chunk_size=chunks[0], val_fraction=frac, encoder=encoder)
         run_prepare([f"{d}/in.parquet"], f"{d}/b", chunk_size=chunks[1], val_fraction=frac,
-                    workers=workers)
+                    workers=workers, encoder=encoder)
         a, b = outputs(f"{d}/a"), outputs(f"{d}/b")
     assert a == b
     train, val = split_docs(a[0]), split_docs(a[1])
@@ -134,11 +138,12 @@ def test_txt_and_parquet_give_the_same_files_and_split(docs, frac, chunks, worke
     assert len(val) <= max(1, frac * len(docs) + 1)
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @SETTINGS
 @given(text=TEXTS, frac=st.sampled_from([0.2, 0.5]), piece=st.integers(1, 40),
        chunks=st.tuples(st.integers(1, 60), st.integers(1, 60)))
 @pytest.mark.slow
-def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks):
+def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chunks, encoder):
     """Documents longer than PIECE_CHARS go to train/val in pieces cut at safe places: the same
     pieces whatever the chunk size, and no tokens change."""
     sizes = dict(piece_chars=piece)
@@ -148,9 +153,10 @@ def test_long_document_pieces_do_not_depend_on_chunk_size(text, frac, piece, chu
     with tempfile.TemporaryDirectory() as d:
         with open(f"{d}/in.txt", "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        run_prepare([f"{d}/in.txt"], f"{d}/a", sizes, chunk_size=chunks[0], val_fraction=frac)
-        run_prepare([f"{d}/in.txt"], f"{d}/b", sizes, chunk_size=chunks[1], val_fraction=frac, workers=2)
-        run_prepare([f"{d}/in.txt"], f"{d}/c", sizes, chunk_size=chunks[1], val_fraction=0)
+        run_prepare([f"{d}/in.txt"], f"{d}/a", sizes, chunk_size=chunks[0], val_fraction=frac, encoder=encoder)
+        run_prepare([f"{d}/in.txt"], f"{d}/b", sizes, chunk_size=chunks[1], val_fraction=frac, workers=2,
+                    encoder=encoder)
+        run_prepare([f"{d}/in.txt"], f"{d}/c", sizes, chunk_size=chunks[1], val_fraction=0, encoder=encoder)
         a, b, c = outputs(f"{d}/a"), outputs(f"{d}/b"), outputs(f"{d}/c")
     assert a == b
     assert c[0] == flat(reference_docs(docs))
@@ -185,14 +191,15 @@ def test_text_cut_at_safe_places_encodes_as_a_whole(name):
                     (name, whole, cut)
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 13, 17, 1 << 20])
-def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_stops(chunk, tmp_path):
+def test_a_piece_mark_in_a_documents_last_word_does_not_depend_on_where_reading_stops(chunk, tmp_path, encoder):
     """The piece mark of a long document (here 12 characters) falls in its last word, and a read
     may stop between that word and the marker: the document is still one piece, as read at once."""
     text = "aaaa bbbb xyz   \n<|endoftext|>cc dd ee ff gg\n<|endoftext|>hh ii jj kk\n"
     (tmp_path / "in.txt").write_text(text, encoding="utf-8")
     run_prepare([str(tmp_path / "in.txt")], str(tmp_path / "o"), dict(piece_chars=12), chunk_size=chunk,
-                val_fraction=0.5)
+                val_fraction=0.5, encoder=encoder)
     train, val = outputs(str(tmp_path / "o"))
     docs = reference_docs(txt_documents(text))
     # read at once, no document has a safe cut at or after character 12: three pieces, and

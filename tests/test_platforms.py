@@ -17,7 +17,7 @@ from helpers import (FAST_CHECKPOINTS, ROOT, SCRIPT, assert_user_error, digest, 
                      read_bin, reference_docs, run, start, txt_layout, wait_for_progress,
                      write_parquet)
 from prep.cli import make_config
-from prep.config import MIN_VERSIONS
+from prep.config import MIN_VERSIONS, SPLINTR_VERSIONS
 
 EMULATION = textwrap.dedent('''
     """What differs on macOS and Windows, emulated in this Python process and its children."""
@@ -197,9 +197,14 @@ def test_a_package_older_than_the_floor_gets_one_sentence(oldest_python, tmp_pat
 
 @pytest.mark.unit
 def test_requirements_name_the_floors_the_script_checks():
+    """... and splintr-rs, where it has wheels, in the release the tests cover."""
     with open(os.path.join(ROOT, "requirements.txt")) as f:
-        floors = dict(line.strip().split(">=") for line in f if line.strip())
-    assert floors == MIN_VERSIONS
+        lines = [line.strip() for line in f if line.strip()]
+    assert dict(line.split(">=") for line in lines if ";" not in line) == MIN_VERSIONS
+    low, high = SPLINTR_VERSIONS
+    assert high == (*low[:2], low[2] + 1)  # (one release: the one pinned)
+    assert [line for line in lines if ";" in line] == \
+        [f'splintr-rs=={".".join(map(str, low))}; python_version >= "3.10"']
 
 
 def spawned_modules(*imports):

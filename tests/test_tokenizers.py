@@ -19,7 +19,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 import corpus
 import vocab
-from helpers import GPT2, ROOT, SCRIPT, assert_user_error, read_bin, run
+from helpers import ENCODERS, GPT2, ROOT, SCRIPT, assert_user_error, read_bin, run
 from strategies import DOCS, SETTINGS
 import tiktoken
 from prep.cli import main
@@ -167,16 +167,18 @@ def test_every_family_gives_the_one_shot_tokens_whatever_the_chunks_and_pieces(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("encoder", ENCODERS)
 @settings(SETTINGS, max_examples=max(3, SETTINGS.max_examples // 20))  # (each example loads Llama 3's tokenizer.json twice, ~4 s)
 @given(docs=st.lists(CUT_DOCS, min_size=1, max_size=8), chunk=st.integers(3, 30), piece=st.integers(3, 40))
-def test_llama3_and_gpt2_files_give_the_one_shot_tokens_whatever_the_chunks(docs, chunk, piece, gpt2_json,
+def test_llama3_and_gpt2_files_give_the_one_shot_tokens_whatever_the_chunks(docs, chunk, piece, encoder, gpt2_json,
                                                                              tmp_path_factory):
     """Llama 3's tokenizer.model (tiktoken's BPE file, Meta's pattern) and tokenizer.json, and
-    GPT-2's tokenizer.json, run by tiktoken: the tokens of tokenizers, one document at a time."""
+    GPT-2's tokenizer.json, run by tiktoken (or splintr-rs): the tokens of tokenizers, one
+    document at a time."""
     want = reference(LLAMA3_JSON, docs, "<|begin_of_text|>")
     for path in (LLAMA3_MODEL, LLAMA3_JSON):
-        assert run_docs(path, docs, tmp_path_factory.mktemp("llama3"), chunk, piece)[0] == want
-    train, summary = run_docs(gpt2_json, docs, tmp_path_factory.mktemp("gpt2"), chunk, piece)
+        assert run_docs(path, docs, tmp_path_factory.mktemp("llama3"), chunk, piece, "--encoder", encoder)[0] == want
+    train, summary = run_docs(gpt2_json, docs, tmp_path_factory.mktemp("gpt2"), chunk, piece, "--encoder", encoder)
     assert train == reference(gpt2_json, docs, "<|endoftext|>")
     assert summary["tokenizer"]["runs_as"] == "tiktoken" and summary["eot"] == 50256
 

@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer-pattern", help="the pre-tokenizer regex of a --tokenizer BPE file other than Llama 3's")
     p.add_argument("--doc-token", help="the text of the special token that separates documents (default: "
                                        f"the tokenizer's {' or '.join(DOC_TOKENS)})")
+    p.add_argument("--encoder", choices=["auto", "tiktoken", "splintr"], default="auto",
+                   help="what encodes: splintr-rs (faster) where it is installed and encodes a check text as "
+                        "tiktoken does at start, else tiktoken (auto, the default); the tokens are the same")
     p.add_argument("--text-column", default="text", help="parquet column / JSON key with the text (default text)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_CHARS,
                    help=f"characters per encode call (default {CHUNK_CHARS}); output does not depend on it")
@@ -105,7 +108,7 @@ def make_config(argv, **sizes) -> Config:
         readers=args.readers or -(-args.workers // CORES_PER_READER), shard=args.shard, merge=args.merge,
         parts_dir=args.parts_dir or os.path.join(args.out_dir, PARTS), checkpoint_seconds=args.checkpoint_seconds,
         restart=args.restart, skip_bad_files=args.skip_bad_files, strict_utf8=args.strict_utf8, verify=args.verify,
-        **sizes)
+        encoder=args.encoder, **sizes)
 
 
 def val_rule_of(args) -> tuple:

@@ -62,6 +62,7 @@ LOCK, CHECKPOINT, SUMMARY, PARTS = ".prepare.lock", "prepare.checkpoint.json", "
 CRASH_ENV = "PREPARE_TEST_KILL_BEFORE_CHECKPOINT"  # tests: SIGKILL before the Nth checkpoint
 # the oldest versions supported (and tested: tests/test_platforms.py builds an environment with them)
 MIN_VERSIONS = dict(numpy="1.22.0", tiktoken="0.5.0", pyarrow="10.0.0", tqdm="4.62.3")
+SPLINTR_VERSIONS = ((0, 22, 0), (0, 22, 1))  # the splintr-rs releases the tests cover (from, before): --encoder
 
 
 class ValRule(NamedTuple):
@@ -100,6 +101,7 @@ class Config:
     skip_bad_files: bool
     strict_utf8: bool
     verify: bool
+    encoder: str                # --encoder: auto, tiktoken or splintr (see use_splintr)
     safe_cuts: bool = True      # the tokenizer's: documents may be cut at safe places (see find_cut)
     piece_chars: int = PIECE_CHARS
     unit_bytes: int = UNIT_BYTES

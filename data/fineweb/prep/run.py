@@ -19,7 +19,7 @@ from .cutting import Counts, PartPlace
 from .kinds import dictionary_bound, document_place, line_number
 from .inputs import open_inputs, plan_units, where
 from .readers import Chunk
-from .tokenizers import TiktokenTokenizer, load_tokenizer
+from .tokenizers import TiktokenTokenizer, load_tokenizer, use_splintr
 from .schedule import Encoded, encoded_chunks
 from .splits import SplitState, split_chunk
 from .formats import FORMATS, fsync_files, modded_reads, read_json, release_lock, take_lock, write_json
@@ -244,7 +244,7 @@ def make_summary(state: Checkpoint, inputs, tok, dtype, config: Config, files) -
         encoding=tok.name, tokenizer=dict(tok.about, pattern=config.tokenizer_pattern) if config.tokenizer
         else tok.about,
         dtype=np.dtype(dtype).name, vocab_size=tok.n_vocab, eot=tok.doc_token, doc_token=tok.doc_text,
-        cuts="safe" if tok.safe_cuts else "forced only",
+        cuts="safe" if tok.safe_cuts else "forced only", encoder=tok.encoder,
         format=config.format, eot_placement="before each document" if FORMATS[config.format].eot_before
         else "after each document",
         **{s: dict(tokens=state.split.tokens[i], documents=state.split.docs[i]) for i, s in enumerate(SPLITS)},
@@ -331,7 +331,7 @@ def setup(config: Config) -> tuple:
     """Inputs, units, encoding, dtype and the output folder (locked), as every mode needs them."""
     inputs = open_inputs(config)
     units = plan_units(inputs, config)
-    tok = load_tokenizer(config)
+    tok = use_splintr(load_tokenizer(config), config.encoder)
     dtype = np.uint16 if tok.n_vocab <= 1 << 16 else np.uint32
     lock_name, who = (f".prepare-share-{config.shard[0]}.lock", "run of this share (--shard) is writing to") \
         if config.shard else (LOCK, "prepare.py run is writing to")

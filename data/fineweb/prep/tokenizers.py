@@ -16,12 +16,13 @@ import tempfile
 import threading
 import unicodedata
 from importlib.metadata import PackageNotFoundError, version
-from typing import Callable, Optional, Protocol
+from typing import Callable, NamedTuple, Optional, Protocol
 
 import numpy as np
 import tiktoken
 
-from .config import (Config, EncodeFailed, GPT2_RANKS, GPT2_RANKS_SHA256, LONG_SPACE, MARKER, UserError, version_tuple)
+from .config import (Config, EncodeFailed, GPT2_RANKS, GPT2_RANKS_SHA256, LONG_SPACE, MARKER, SPLINTR_VERSIONS, UserError,
+                     version_tuple)
 from .cutting import WHITESPACE
 
 
@@ -113,6 +114,7 @@ class TiktokenTokenizer:
             raise not_special(doc_text, about.get("encoding") or about["file"], list(enc._special_tokens))
         self.enc, self.doc_text, self.doc_token = enc, doc_text, enc._special_tokens[doc_text]
         self.name, self.about, self.safe_cuts, self.n_vocab = name, about, safe_cuts, enc.n_vocab
+        self.fast, self.encoder = None, "tiktoken"  # (or splintr-rs: see use_splintr)
         self.normal = normal  # a Unicode normal form the text is put in first (a tokenizer.json's normalizer)
         # (characters whose NFC differs in Python's and tokenizers' tables, tokenizers' NFC): see nfc_unlike
         self.unlike = unlike
@@ -138,6 +140,8 @@ class TiktokenTokenizer:
         (token positions), how many cuts were forced, and which of a document's own tokens have
         the document token's id (none: tiktoken makes no special token of text): (tokens, cuts,
         forced, own)."""
+        if self.fast:
+            return self.encode_fast(segments, dtype)
         enc, doc = thread_encoding(self.enc), self.doc_text
         parts, cuts, forced = [], [], 0
         for run in runs_to_piece_ends(self.normalized(segments) if self.normal else segments):
@@ -157,6 +161,26 @@ class TiktokenTokenizer:
         tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
         return tokens, cuts, forced, ()
 
+    def encode_fast(self, segments: list, dtype) -> tuple:
+        """encode_chunk by splintr-rs: each segment's text in a call of its own (all of it text),
+        the document token after each document's: the tokens of tiktoken's joined calls. (A loop
+        of few steps: the main thread waits for the GIL it holds.)"""
+        enc, eot = spare_splintr(self.fast), np.array([self.doc_token], dtype=np.uint32)
+        parts, cuts, forced, n = [], [], 0, 0
+        for seg in self.normalized(segments) if self.normal else segments:
+            tokens, k = encode_text(enc, seg.text)
+            parts.append(tokens)
+            n, forced = n + len(tokens), forced + k
+            if seg.ends_document:
+                parts.append(eot)
+                n += 1
+            elif seg.ends_piece:
+                cuts.append(n)
+        enc.chunk_done()
+        self.fast.spare.append(enc)  # (for the next chunk, on whichever thread)
+        tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        return tokens, cuts, forced, ()
+
     def decode(self, ids: list) -> str:
         return self.enc.decode(ids)
 
@@ -166,7 +190,7 @@ class HuggingFaceTokenizer:
     piece of text in a call of its own (a batch per chunk, without offsets where this version
     can), special-token text as text. Its cuts are not proven safe: documents are cut only where
     they must be (forced cuts)."""
-    safe_cuts = False
+    safe_cuts, encoder = False, "tokenizers"
 
     def __init__(self, tok, doc_text: str, name: str, about: dict):
         tok.encode_special_tokens = True  # (special-token text in a document stays text)
@@ -592,7 +616,10 @@ def installed(name):
 def encode_array(enc, text, allowed=()):
     """Token ids of text as a uint32 array; special tokens' text is ordinary text, except the
     allowed ones. encode_to_numpy where it keeps allowed_special (tiktoken 0.11+: 0.9 and 0.10
-    allow every special token); before, a list, converted (slower, the same tokens)."""
+    allow every special token); before, a list, converted (slower, the same tokens). (splintr-rs:
+    its encode, where allowed is always empty.)"""
+    if isinstance(enc, SplintrEncoding):
+        return enc.encode(text)
     try:
         if (installed("tiktoken") or (99,)) >= (0, 11, 0):
             return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
@@ -631,6 +658,154 @@ def encode_text(enc, text, allowed=()):
         return encode_array(enc, text, allowed), 0
     parts = [text[lo:hi] for lo, hi in zip([0, *cuts], [*cuts, len(text)])]
     return np.concatenate([encode_array(enc, part, allowed) for part in parts]), len(cuts)
+
+
+# --- the fast path: splintr-rs (a Rust BPE with a regex engine of its own), where it is installed.
+# tiktoken stays the reference: splintr-rs encodes a vocabulary only in a release the tests cover
+# (SPLINTR_VERSIONS) and after it has encoded check_text exactly as tiktoken does, at start. It
+# encodes each document's text on its own, with no special tokens (their text is text; the
+# document token is put in by encode_fast), cut where tiktoken's is (long_space_cuts): the same
+# tokens either way, so the fingerprint leaves the encoder out.
+
+# its own copy of each pattern (its engine has no possessive quantifiers): by built-in
+# encoding's name, or by a tokenizer file's pattern
+SPLINTR_PATTERNS = {"gpt2": "GPT2_PATTERN", "r50k_base": "GPT2_PATTERN", "p50k_base": "GPT2_PATTERN",
+                    "p50k_edit": "GPT2_PATTERN", "cl100k_base": "CL100K_BASE_PATTERN",
+                    "o200k_base": "O200K_BASE_PATTERN", "o200k_harmony": "O200K_BASE_PATTERN",
+                    GPT2_PATTERN: "GPT2_PATTERN", LLAMA3_PATTERN: "LLAMA3_PATTERN", QWEN2_PATTERN: "QWEN2_PATTERN"}
+SPLINTR_CACHE_CHARS = 1 << 22  # splintr-rs's cache of pieces is emptied after this much text (its memory)
+SPLINTR_INSTALL = "pip install splintr-rs==0.22.0 (wheels for Python 3.10 or newer)"
+# what fast encoders got wrong: whitespace runs of many kinds and lengths (one ends the text),
+# contractions after unusual separators, digits, scripts, emoji, replacement characters;
+# check_text adds the vocabulary's special tokens' text and a sample of all of Unicode
+CHECK_SPACES = [" ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u1680",
+                "\u180e", "\u2000", "\u200a", "\u200b", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000",
+                "\ufeff", " \n", "\n ", "\t "]
+CHECK_LENGTHS = [1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 65, 127, 128, 129, 255, 256, 257, 500, 501, 1025]
+CHECK_AFTER = ["word", "'s", "12", "!", "中", "\n", " x", "'LL", "\ufffd", ""]
+CHECK_SEPARATORS = ["", " ", "\u180e", "\u200b", "\ufeff", "\u3000", "\xa0", "\x0b", "\x85", "\u2028", "\u2060",
+                    "-", "_", "'", "\n", "\t", "1", "中", "é", "\ufffd", "🙂"]
+CHECK_CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D",
+                      "\u2019s", "'x", "''s", "'", "'ll've"]
+CHECK_WORDS = ["1", "12", "123", "1234", "12345", "1234567890123", "3.14159", "1,000,000", "٣٤٥٦", "１２３４", "²³",
+               "½", "Ⅻ", "𝟙𝟚𝟛", "中文字符", "日本語のテキスト", "한국어", "текст", "Ελληνικά", "עברית", "العربية",
+               "हिन्दी", "ไทย", "e\u0301", "a\u0308\u0301", "🙂", "👍🏽", "👨\u200d👩\u200d👧", "🏳️\u200d🌈",
+               "\ufffd", "\ufffd\ufffd", "x\ufffdy", "\x00", "\x01\x7f", "<|endo", "|>", "ÉCOLE", "naïve", "__init__",
+               "don't", "I'M", "http://x.io/a?b=1", "    def f(x):\n\treturn x**2"]
+
+
+def check_text(enc) -> str:
+    """The text splintr-rs must encode as tiktoken does for enc's vocabulary (~160,000 characters)."""
+    runs = [kind * n + CHECK_AFTER[i % len(CHECK_AFTER)]
+            for i, (kind, n) in enumerate((k, n) for k in CHECK_SPACES for n in CHECK_LENGTHS)]
+    contractions = [sep + c + after for sep in CHECK_SEPARATORS for c in CHECK_CONTRACTIONS for after in ("", " ", "a")]
+    words = [w + sep for w in CHECK_WORDS for sep in CHECK_SEPARATORS[:8]]
+    unicode = [chr(c) for c in range(0, sys.maxunicode + 1, 97) if not 0xD800 <= c <= 0xDFFF]
+    specials = sorted(enc._special_tokens)
+    return "".join(runs + contractions + words + [" ".join(unicode), "a".join(unicode), " ".join(specials),
+                                                  "".join(specials), " end   "])
+
+
+def ranks_file(ranks: dict) -> bytes:
+    """A tiktoken BPE file of ranks (what splintr-rs reads)."""
+    return b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in ranks.items())
+
+
+class SplintrSpec(NamedTuple):
+    vocab: bytes                # the ranks, as a tiktoken BPE file
+    pattern: str                # splintr-rs's copy of the encoding's pattern
+    spare: list                 # SplintrEncodings no chunk is using (the first: the check's)
+
+
+class SplintrEncoding:
+    """A splintr-rs tokenizer without special tokens: encode is tiktoken's encode_ordinary."""
+
+    def __init__(self, spec: SplintrSpec):
+        self.tok = importlib.import_module("splintr").Tokenizer.from_bytes(spec.vocab, spec.pattern, {})
+        self.chars = 0  # encoded since its cache was emptied
+
+    def encode(self, text):
+        """Token ids of text as a uint32 array. (Its batch call is the one that lets other threads
+        run while it encodes; given one text, it runs it on a thread of its pool while this one
+        waits: as many texts are encoded at once as there are worker threads.)"""
+        self.chars += len(text)
+        return np.frombuffer(self.tok.encode_batch_flat([text])[0], dtype="<u4")
+
+    def chunk_done(self):
+        """Empties its cache of pieces once it has encoded SPLINTR_CACHE_CHARS since: it keeps
+        pieces of any length, and would grow with the input (bench/memory.py --format
+        distinct-words). (Emptying it holds the GIL: after every 1M-character chunk, that was a
+        third of the workers' share of it.)"""
+        if self.chars >= SPLINTR_CACHE_CHARS:
+            self.tok.clear_cache()
+            self.chars = 0
+
+
+def spare_splintr(spec: SplintrSpec) -> SplintrEncoding:
+    """A splintr-rs tokenizer for one chunk, used by one thread at a time: one that an earlier
+    chunk (or the check) put back, else a new one (~15 MiB). As many are made as chunks are
+    encoded at once: one per worker thread."""
+    try:
+        return spec.spare.pop()
+    except IndexError:
+        return SplintrEncoding(spec)
+
+
+def use_splintr(tok, wanted: str):
+    """tok, set to encode with splintr-rs where --encoder lets it (auto, splintr) and
+    splintr_trouble finds none; else with tiktoken, told in one line where splintr-rs is
+    installed (auto), refused in one sentence for --encoder splintr."""
+    if wanted == "tiktoken":
+        return tok
+    why = splintr_trouble(tok)
+    if why and wanted == "splintr":
+        raise UserError(f"--encoder splintr: {why}; run with --encoder tiktoken (the same tokens)")
+    if why and installed("splintr-rs") and isinstance(tok, TiktokenTokenizer):
+        print(f"note: encoding with tiktoken: {why}", file=sys.stderr)
+    return tok
+
+
+_checked = {}  # (a process that runs again, as the tests do, checks each vocabulary once)
+
+
+def splintr_trouble(tok) -> Optional[str]:
+    """Why splintr-rs may not encode for tok, in a phrase; None where it may (tok.fast set)."""
+    found = installed("splintr-rs")
+    if not isinstance(tok, TiktokenTokenizer):
+        return "splintr-rs runs tiktoken's vocabularies, and this tokenizer runs through Hugging Face tokenizers"
+    if found is None:
+        return f"splintr-rs is not installed; {SPLINTR_INSTALL}"
+    low, high = (".".join(map(str, v)) for v in SPLINTR_VERSIONS)
+    if not SPLINTR_VERSIONS[0] <= found < SPLINTR_VERSIONS[1]:
+        return f"splintr-rs {version('splintr-rs')} is not a release the tests cover (those from {low} and " \
+            f"before {high}); {SPLINTR_INSTALL}"
+    pattern = SPLINTR_PATTERNS.get(tok.about.get("encoding") or tok.enc._pat_str)
+    if pattern is None:
+        return f"splintr-rs has no copy of the pattern of {tok.name}"
+    key = (tok.name, json.dumps(tok.about, sort_keys=True), tok.enc._pat_str)
+    if key not in _checked:
+        _checked[key] = splintr_check(tok, pattern)
+    spec, why = _checked[key]
+    if spec:
+        tok.fast, tok.encoder = spec, f"splintr-rs {version('splintr-rs')}"
+    return why
+
+
+def splintr_check(tok, pattern: str) -> tuple:
+    """(SplintrSpec, None) where splintr-rs loads tok's vocabulary with its copy of the pattern
+    and encodes check_text as tiktoken does; else (None, why)."""
+    ours = f"splintr-rs {version('splintr-rs')}"
+    try:
+        spec = SplintrSpec(ranks_file(tok.enc._mergeable_ranks), getattr(importlib.import_module("splintr"), pattern), [])
+        text, fast = check_text(tok.enc), SplintrEncoding(spec)
+        same = fast.encode(text).tolist() == tok.enc.encode_ordinary(text)
+    except Exception as e:  # (a package with errors of its own kinds: whatever it raises, tiktoken runs)
+        return None, f"{ours} does not load {tok.name} ({type(e).__name__}: {str(e)[:100]})"
+    if not same:
+        return None, f"{ours} does not encode the check text as tiktoken does for {tok.name}"
+    fast.chunk_done()
+    spec.spare.append(fast)
+    return spec, None
 
 
 def runs_to_piece_ends(segments, at_documents=False):

@@ -17,9 +17,10 @@ import pytest
 import tiktoken
 from hypothesis import given, strategies as st
 
-from helpers import (FAST_CHECKPOINTS, ROOT, assert_user_error, digest, flat, interrupt, read_bin,
+from helpers import (FAST_CHECKPOINTS, GPT2, ROOT, assert_user_error, digest, flat, interrupt, read_bin,
                      reference_docs, run, start, txt_layout, wait_for_progress, write_parquet)
 from strategies import ATOMS, SETTINGS
+from prep.cutting import Segment
 import prep.tokenizers
 from prep.cli import main, make_config
 from prep.tokenizers import (SPLINTR_CACHE_CHARS, SplintrEncoding, TiktokenTokenizer, builtin_tokenizer, installed,
@@ -104,6 +105,28 @@ TEXT = st.lists(SHAPES, max_size=30).map("".join)
 @given(text=TEXT)
 def test_splintr_encodes_as_tiktoken_over_adversarial_shapes(vocabularies, name, text):
     assert not differing(vocabularies[name], [text])
+
+
+@SETTINGS
+@given(docs=st.lists(st.lists(TEXT.map(lambda t: t + "x" * 3 + " "), min_size=1, max_size=3), min_size=1, max_size=5),
+       long_word=st.sampled_from([4, 8, 64]))
+def test_a_chunk_with_long_words_goes_to_tiktoken_in_part_with_the_same_tokens(vocabularies, docs, long_word):
+    """encode_chunk on splintr-rs, LONG_WORD made small (segments with such a word go to
+    tiktoken, the others in one batch): each document's pieces' encode_ordinary, the EOT after
+    each document, the cuts where pieces end."""
+    tok = vocabularies["gpt2"]
+    segments = [Segment(part, k == len(doc) - 1, True) for doc in docs for k, part in enumerate(doc)]
+    want, cuts = [], []
+    for doc in docs:
+        for k, part in enumerate(doc):
+            want += GPT2.encode_ordinary(part)
+            if k < len(doc) - 1:
+                cuts.append(len(want))
+        want.append(GPT2.eot_token)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(prep.tokenizers, "LONG_WORD", long_word)
+        tokens, got_cuts, forced, own = tok.encode_chunk(segments, np.uint16)
+    assert (tokens.tolist(), got_cuts, forced, own) == (want, cuts, 0, ())
 
 
 @pytest.mark.parametrize("name", VOCABULARIES)
@@ -257,7 +280,6 @@ def test_splintr_piece_cache_holds_at_most_the_pieces_of_the_last_4m_characters(
     for _ in range(10):  # chunks of 1,000 new words of 1,000 letters
         text = " ".join("".join(rng.choices(string.ascii_letters, k=1000)) for _ in range(1000))
         enc.encode(text)
-        enc.chunk_done()
         since += len(text)
         since = 0 if since >= SPLINTR_CACHE_CHARS else since
         sizes.append(enc.tok.cache_len)

@@ -27,6 +27,7 @@ PIECE_CHARS = 1 << 20          # a document longer than this goes to train/val i
 MAX_SEARCH = 1 << 20           # how far past its target a cut may move to find a safe place
 WINDOW_GROWTH = 4              # a txt read adds at least 1/4 of the text held unused (see read_txt)
 LONG_SPACE = 1 << 17           # whitespace runs longer than this reach tiktoken in parts (forced cuts)
+LONG_WORD = 1 << 14            # splintr-rs (--encoder) leaves text with a word this long to tiktoken (its memory)
 PARQUET_BATCH_BYTES = 1 << 20  # parquet text turned into Python strings at a time (in whole rows)
 STREAM_BLOCK = 1 << 16         # bytes a compressed stream is read (and decompressed) by
 TEXT_HEAD = 1 << 16            # bytes of a txt/jsonl file's text checked before any work

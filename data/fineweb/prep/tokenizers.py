@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Optional, Protocol
 import numpy as np
 import tiktoken
 
-from .config import (Config, EncodeFailed, GPT2_RANKS, GPT2_RANKS_SHA256, LONG_SPACE, MARKER, SPLINTR_VERSIONS, UserError,
+from .config import (Config, EncodeFailed, GPT2_RANKS, GPT2_RANKS_SHA256, LONG_SPACE, LONG_WORD, MARKER, SPLINTR_VERSIONS, UserError,
                      version_tuple)
 from .cutting import WHITESPACE
 
@@ -162,23 +162,36 @@ class TiktokenTokenizer:
         return tokens, cuts, forced, ()
 
     def encode_fast(self, segments: list, dtype) -> tuple:
-        """encode_chunk by splintr-rs: each segment's text in a call of its own (all of it text),
-        the document token after each document's: the tokens of tiktoken's joined calls. (A loop
-        of few steps: the main thread waits for the GIL it holds.)"""
-        enc, eot = spare_splintr(self.fast), np.array([self.doc_token], dtype=np.uint32)
-        parts, cuts, forced, n = [], [], 0, 0
-        for seg in self.normalized(segments) if self.normal else segments:
-            tokens, k = encode_text(enc, seg.text)
-            parts.append(tokens)
-            n, forced = n + len(tokens), forced + k
-            if seg.ends_document:
-                parts.append(eot)
-                n += 1
-            elif seg.ends_piece:
-                cuts.append(n)
-        enc.chunk_done()
+        """encode_chunk by splintr-rs: each segment's text (in parts where long_space_cuts cuts
+        it) is one text of one batch call, which encodes them on splintr-rs's own threads while
+        this one lets go of the GIL; the document token goes after each document's tokens: the
+        tokens of tiktoken's joined calls. A segment that holds a long word (long_word) goes to
+        tiktoken instead (splintr-rs takes ~70 bytes per byte of its longest piece)."""
+        segments = self.normalized(segments) if self.normal else segments
+        texts = [seg.text for seg in segments]
+        ends, forced, by_tiktoken = None, 0, {}   # (ends: each segment's last text + 1)
+        if max(map(len, texts), default=0) >= LONG_WORD:  # (else each segment is one text)
+            texts, ends = [], []
+            for seg in segments:
+                if long_word(seg.text):
+                    tokens, k = encode_text(thread_encoding(self.enc), seg.text)
+                    by_tiktoken[len(texts)], forced = tokens, forced + k
+                    texts.append("")
+                else:
+                    cuts = long_space_cuts(seg.text)
+                    texts += [seg.text[lo:hi] for lo, hi in zip([0, *cuts], [*cuts, len(seg.text)])]
+                    forced += len(cuts)
+                ends.append(len(texts))
+        enc = spare_splintr(self.fast)
+        ids, offsets = enc.encode_batch(texts)
         self.fast.spare.append(enc)  # (for the next chunk, on whichever thread)
-        tokens = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        if by_tiktoken:
+            ids, offsets = spliced(ids, offsets, by_tiktoken)
+        seg_ends = offsets[1:] if ends is None else offsets[ends]
+        doc = np.fromiter((seg.ends_document for seg in segments), bool, len(segments))
+        piece = np.fromiter((seg.ends_piece for seg in segments), bool, len(segments))
+        tokens = np.insert(ids, seg_ends[doc], self.doc_token).astype(dtype, copy=False)
+        cuts = (seg_ends + np.cumsum(doc) - doc)[piece & ~doc].tolist()  # (the document tokens before each)
         return tokens, cuts, forced, ()
 
     def decode(self, ids: list) -> str:
@@ -616,10 +629,7 @@ def installed(name):
 def encode_array(enc, text, allowed=()):
     """Token ids of text as a uint32 array; special tokens' text is ordinary text, except the
     allowed ones. encode_to_numpy where it keeps allowed_special (tiktoken 0.11+: 0.9 and 0.10
-    allow every special token); before, a list, converted (slower, the same tokens). (splintr-rs:
-    its encode, where allowed is always empty.)"""
-    if isinstance(enc, SplintrEncoding):
-        return enc.encode(text)
+    allow every special token); before, a list, converted (slower, the same tokens)."""
     try:
         if (installed("tiktoken") or (99,)) >= (0, 11, 0):
             return enc.encode_to_numpy(text, allowed_special=set(allowed), disallowed_special=())
@@ -674,6 +684,7 @@ SPLINTR_PATTERNS = {"gpt2": "GPT2_PATTERN", "r50k_base": "GPT2_PATTERN", "p50k_b
                     "o200k_base": "O200K_BASE_PATTERN", "o200k_harmony": "O200K_BASE_PATTERN",
                     GPT2_PATTERN: "GPT2_PATTERN", LLAMA3_PATTERN: "LLAMA3_PATTERN", QWEN2_PATTERN: "QWEN2_PATTERN"}
 SPLINTR_CACHE_CHARS = 1 << 22  # splintr-rs's cache of pieces is emptied after this much text (its memory)
+NON_SPACE = re.compile(r"\S*")
 SPLINTR_INSTALL = "pip install splintr-rs==0.22.0 (wheels for Python 3.10 or newer)"
 # what fast encoders got wrong: whitespace runs of many kinds and lengths (one ends the text),
 # contractions after unusual separators, digits, scripts, emoji, replacement characters;
@@ -725,20 +736,39 @@ class SplintrEncoding:
         self.chars = 0  # encoded since its cache was emptied
 
     def encode(self, text):
-        """Token ids of text as a uint32 array. (Its batch call is the one that lets other threads
-        run while it encodes; given one text, it runs it on a thread of its pool while this one
-        waits: as many texts are encoded at once as there are worker threads.)"""
-        self.chars += len(text)
-        return np.frombuffer(self.tok.encode_batch_flat([text])[0], dtype="<u4")
+        """Token ids of text as a uint32 array."""
+        return self.encode_batch([text])[0]
 
-    def chunk_done(self):
-        """Empties its cache of pieces once it has encoded SPLINTR_CACHE_CHARS since: it keeps
-        pieces of any length, and would grow with the input (bench/memory.py --format
-        distinct-words). (Emptying it holds the GIL: after every 1M-character chunk, that was a
-        third of the workers' share of it.)"""
+    def encode_batch(self, texts: list) -> tuple:
+        """The token ids of all the texts, one after the other, as a uint32 array, and where each
+        text's begin and the last's end (len(texts) + 1 of them). Its cache of pieces is emptied
+        once it has encoded SPLINTR_CACHE_CHARS since: it keeps pieces of any length, and would
+        grow with the input (bench/memory.py --format distinct-words); emptying it holds the GIL."""
+        ids, offsets = self.tok.encode_batch_flat(texts)
+        self.chars += sum(map(len, texts))
         if self.chars >= SPLINTR_CACHE_CHARS:
             self.tok.clear_cache()
             self.chars = 0
+        return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8").astype(np.int64)
+
+
+def long_word(text) -> bool:
+    """Whether text may hold a run of LONG_WORD characters without whitespace (then its piece of
+    tokens would take splintr-rs ~70 bytes per byte at once): it does if a run of LONG_WORD // 2
+    starts at a multiple of LONG_WORD // 2, which every run of LONG_WORD or more holds."""
+    step = LONG_WORD // 2
+    return any(NON_SPACE.match(text, k).end() - k >= step for k in range(0, len(text) - step + 1, step))
+
+
+def spliced(ids, offsets, tokens_at: dict) -> tuple:
+    """ids and offsets with the tokens of tokens_at (text index -> tokens) put in for those
+    texts (each was encoded empty)."""
+    at = sorted(tokens_at)
+    parts = np.split(ids, offsets[at])
+    ids = np.concatenate([p for pair in zip(parts, [tokens_at[i] for i in at] + [ids[:0]]) for p in pair])
+    grown = np.zeros(len(offsets), np.int64)
+    grown[[i + 1 for i in at]] = [len(tokens_at[i]) for i in at]
+    return ids, offsets + np.cumsum(grown)
 
 
 def spare_splintr(spec: SplintrSpec) -> SplintrEncoding:
@@ -803,7 +833,6 @@ def splintr_check(tok, pattern: str) -> tuple:
         return None, f"{ours} does not load {tok.name} ({type(e).__name__}: {str(e)[:100]})"
     if not same:
         return None, f"{ours} does not encode the check text as tiktoken does for {tok.name}"
-    fast.chunk_done()
     spec.spare.append(fast)
     return spec, None
 
